@@ -1,0 +1,154 @@
+"""`python -m flm_core SUBCOMMAND`: prepare-data, train {flm,fmlm,mdlm,ar}, sample.
+
+Every failure prints one line naming the cause and exits with status 2 (no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+
+from flm_core.config import MODEL_PRESETS, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
+
+log = logging.getLogger("flm_core")
+
+OBJECTIVES = {"flm": "flm", "mdlm": "mdlm", "ar": "ar"}
+
+
+def _prepare_data(args: argparse.Namespace) -> None:
+    from flm_core.data import prepare
+
+    manifest = prepare(args.source, args.out, vocab_size=args.vocab_size, seq_len=args.seq_len,
+                       val_fraction=args.val_fraction, seed=args.seed)
+    print(json.dumps({k: manifest[k] for k in ("source", "counts") if k in manifest}, indent=2))
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    from flm_core.data import load_manifest
+    from flm_core.tokens import load_tokenizer
+
+    manifest = load_manifest(args.data)
+    vocab_size = load_tokenizer(args.data).get_vocab_size()
+    model = dict(MODEL_PRESETS[args.preset])
+    for name in ("hidden_size", "n_blocks", "n_heads", "cond_dim", "dropout"):
+        if getattr(args, name) is not None:
+            model[name] = getattr(args, name)
+    seq_len = manifest["settings"]["seq_len"]
+    if args.kind == "fmlm":
+        from flm_core.checkpoint import read_checkpoint
+
+        teacher, _ = read_checkpoint(args.teacher)
+        model = {k: getattr(teacher.model, k) for k in ("hidden_size", "n_blocks", "n_heads", "cond_dim")}
+        model["dropout"] = 0.0 if args.dropout is None else args.dropout  # targets come from the student itself
+    objective = ObjectiveConfig(
+        name=f"fmlm-{args.objective}" if args.kind == "fmlm" else OBJECTIVES[args.kind],
+        boundary_prob=args.boundary_prob, teacher=args.teacher if args.kind == "fmlm" else None)
+    training = TrainConfig(**{k: v for k, v in vars(args).items()
+                              if k in TrainConfig.__dataclass_fields__ and v is not None})
+    return RunConfig(kind=args.kind, objective=objective, training=training,
+                     model=ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=args.kind == "ar",
+                                       double_time=args.kind == "fmlm",
+                                       learnable_loss_weighting=args.learnable_loss_weighting, **model))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from flm_core.train import STATE_DIR, train
+
+    if args.kind == "fmlm" and not args.teacher:
+        raise ValueError("train fmlm needs --teacher DIR (an FLM checkpoint directory)")
+    state = Path(args.out) / STATE_DIR / "LATEST"
+    if args.resume and state.is_file():
+        saved = json.loads((state.parent / state.read_text().strip() / "state.json").read_text())
+        config = RunConfig.from_dict(saved["config"])
+        for name in ("max_steps", "max_minutes"):
+            if getattr(args, name) is not None:
+                setattr(config.training, name, getattr(args, name))
+    else:
+        config = _run_config(args)
+    command = "python -m flm_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = train(config, args.data, args.out, resume=args.resume, command=command)
+    print(json.dumps(result))
+
+
+def _sample(args: argparse.Namespace) -> None:
+    from flm_core.pipeline import load
+
+    pipe = load(args.checkpoint, device=args.device)
+    gen = pipe.generate(args.num_samples, args.steps, seed=args.seed)
+    if args.json:
+        print(json.dumps({"kind": gen.kind, "checkpoint": args.checkpoint, "steps": gen.steps, "nfe": gen.nfe,
+                          "seconds": gen.seconds, "texts": gen.texts, "token_ids": gen.tokens.tolist()}))
+        return
+    for i, text in enumerate(gen.texts):
+        print(f"--- sample {i}\n{text}")
+    print(f"--- {gen.kind}: {gen.nfe} network calls, {gen.seconds:.3f} s, {gen.tokens_per_second:.0f} tokens/s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from flm_core.data import DEFAULT_SEQ_LEN, DEFAULT_SOURCE, DEFAULT_VOCAB_SIZE
+
+    parser = argparse.ArgumentParser(prog="python -m flm_core", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare-data", help="corpus -> tokenizer + packed token blocks")
+    p.add_argument("--source", default=DEFAULT_SOURCE,
+                   help="wiki-vital (default), a .txt/.jsonl file or folder, or lm1b/openwebtext/hf:NAME")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE)
+    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--val-fraction", type=float, default=0.02)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_prepare_data)
+
+    p = sub.add_parser("train", help="train a model of one kind")
+    p.add_argument("kind", choices=["flm", "fmlm", "mdlm", "ar"])
+    p.add_argument("--data", required=True, help="folder written by prepare-data")
+    p.add_argument("--out", required=True, help="checkpoint directory to write")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="cpu", help="model size preset")
+    for name, kind in (("hidden-size", int), ("n-blocks", int), ("n-heads", int), ("cond-dim", int),
+                       ("dropout", float)):
+        p.add_argument(f"--{name}", type=kind, default=None, help="override the preset")
+    p.add_argument("--learnable-loss-weighting", action="store_true")
+    p.add_argument("--teacher", help="fmlm: FLM checkpoint directory to distil")
+    p.add_argument("--objective", choices=["semigroup", "lagrangian"], default="semigroup", help="fmlm objective")
+    p.add_argument("--boundary-prob", type=float, default=0.1, help="fmlm: probability of (s, t) = (0, 1)")
+    for name, kind in (("batch-size", int), ("grad-accum", int), ("lr", float), ("warmup-steps", int),
+                       ("max-steps", int), ("max-minutes", float), ("min-lr-ratio", float), ("weight-decay", float), ("ema", float),
+                       ("eval-every", int), ("eval-batches", int), ("save-every-minutes", float),
+                       ("log-every", int), ("seed", int)):
+        p.add_argument(f"--{name}", type=kind, default=None)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None)
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("sample", help="generate text from a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--num-samples", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the CLI contract: one line, no traceback
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0

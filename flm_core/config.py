@@ -1,0 +1,203 @@
+"""Plain dataclasses for every setting, serialised to and from JSON.
+
+A checkpoint's `config.json` holds `{"kind", "model", "training", "objective", "data"}` and is
+enough to rebuild its network without any code path guessing.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+KINDS = ("flm", "fmlm", "mdlm", "ar")
+FORMAT_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+@dataclass
+class ModelConfig:
+    """Shape of a network. `double_time` adds the flow map's second time embedder."""
+
+    vocab_size: int
+    seq_len: int
+    hidden_size: int = 256
+    n_blocks: int = 6
+    n_heads: int = 4
+    cond_dim: int = 128
+    dropout: float = 0.1
+    causal: bool = False  # AR: causal attention, no time conditioning
+    double_time: bool = False  # FMLM: delta(x, s, t) gets a second time input
+    learnable_loss_weighting: bool = False
+
+    def validate(self) -> None:
+        _check_range(self, "vocab_size", 3, 1_000_000)
+        _check_range(self, "seq_len", 1, 65_536)
+        _check_range(self, "hidden_size", 8, 16_384)
+        _check_range(self, "n_blocks", 1, 256)
+        _check_range(self, "n_heads", 1, 256)
+        _check_range(self, "cond_dim", 8, 16_384)
+        if self.hidden_size % self.n_heads or (self.hidden_size // self.n_heads) % 2:
+            raise ConfigError(
+                f"hidden_size {self.hidden_size} must split into n_heads {self.n_heads} heads of even size")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.causal and self.double_time:
+            raise ConfigError("a causal (AR) model has no time inputs, so double_time must be false")
+
+    def num_parameters_estimate(self) -> int:
+        """Parameter count from the shapes alone (checked before allocating anything)."""
+        d, c, k = self.hidden_size, self.cond_dim, self.vocab_size
+        block = 3 * d * d + d * d + 8 * d * d + 5 * d + 2 * d + (0 if self.causal else c * 6 * d + 6 * d)
+        time = 0 if self.causal else (256 * c + c + c * c + c) * (2 if self.double_time else 1)
+        return 2 * k * d + k + d + self.n_blocks * block + time + (0 if self.causal else c * 2 * d + 2 * d)
+
+
+# Presets: "tiny" for tests, "cpu" the CPU default, "small" the paper's size (768/12/12, cond 128).
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(hidden_size=32, n_blocks=2, n_heads=2, cond_dim=16, dropout=0.0),
+    "cpu": dict(hidden_size=256, n_blocks=6, n_heads=4, cond_dim=128, dropout=0.1),
+    "small": dict(hidden_size=768, n_blocks=12, n_heads=12, cond_dim=128, dropout=0.1),
+}
+
+
+@dataclass
+class ObjectiveConfig:
+    """Which loss trains the network and its knobs."""
+
+    name: str = "flm"  # flm | fmlm-semigroup | fmlm-lagrangian | mdlm | ar
+    boundary_prob: float = 0.1  # FMLM: chance of drawing (s, t) = (0, 1)
+    diagonal_weight: float = 1.0  # FMLM: weight of KL(D_teacher || delta(., t, t))
+    teacher: str | None = None  # FMLM: path of the FLM teacher checkpoint
+
+    def validate(self) -> None:
+        names = ("flm", "fmlm-semigroup", "fmlm-lagrangian", "mdlm", "ar")
+        if self.name not in names:
+            raise ConfigError(f"objective must be one of {names}, got {self.name!r}")
+        if not 0.0 <= self.boundary_prob <= 1.0:
+            raise ConfigError(f"boundary_prob must be in [0, 1], got {self.boundary_prob}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping for one training run."""
+
+    batch_size: int = 64  # global batch (split over DDP ranks and accumulation steps)
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  # cosine decay to lr * min_lr_ratio at max_steps
+    warmup_steps: int = 200
+    max_steps: int = 10_000
+    max_minutes: float | None = None
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema: float = 0.999
+    eval_every: int = 250
+    eval_batches: int = 4
+    save_every_minutes: float = 5.0
+    log_every: int = 25
+    seed: int = 0
+    precision: str = "auto"  # auto | fp32 | bf16
+    compile: bool = False
+
+    def validate(self) -> None:
+        _check_range(self, "batch_size", 1, 1 << 20)
+        _check_range(self, "grad_accum", 1, 4096)
+        _check_range(self, "max_steps", 1, 1 << 40)
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+
+
+@dataclass
+class RunConfig:
+    """Everything a checkpoint directory's config.json records."""
+
+    kind: str
+    model: ModelConfig
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    data: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def validate(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        self.model.validate()
+        self.objective.validate()
+        self.training.validate()
+        if (self.kind == "fmlm") != self.model.double_time:
+            raise ConfigError(f"kind {self.kind!r} does not match double_time={self.model.double_time}")
+        if (self.kind == "ar") != self.model.causal:
+            raise ConfigError(f"kind {self.kind!r} does not match causal={self.model.causal}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
+        if not isinstance(raw, dict) or "kind" not in raw or "model" not in raw:
+            raise ConfigError("config needs at least the keys 'kind' and 'model'")
+        cfg = cls(
+            kind=raw["kind"],
+            model=_build(ModelConfig, raw["model"]),
+            objective=_build(ObjectiveConfig, raw.get("objective", {})),
+            training=_build(TrainConfig, raw.get("training", {})),
+            data=dict(raw.get("data", {})),
+            format_version=int(raw.get("format_version", FORMAT_VERSION)),
+        )
+        cfg.validate()
+        return cfg
+
+    def save(self, path: Path) -> None:
+        from flm_core.checkpoint import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "RunConfig":
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: file not found") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path}: not valid JSON ({err})") from None
+        try:
+            return cls.from_dict(raw)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+
+
+def _build(cls: type, raw: Any) -> Any:
+    """Build dataclass `cls` from a dict, checking names and basic types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{cls.__name__} must be a JSON object")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    for name, value in raw.items():
+        expected = known[name].type
+        if "int" in expected and "float" not in expected and (isinstance(value, bool) or not isinstance(value, int)):
+            if not (expected.endswith("None") and value is None):
+                raise ConfigError(f"{cls.__name__}.{name} must be an integer, got {value!r}")
+        if expected == "bool" and not isinstance(value, bool):
+            raise ConfigError(f"{cls.__name__}.{name} must be true or false, got {value!r}")
+    try:
+        return cls(**raw)
+    except TypeError as err:
+        raise ConfigError(f"{cls.__name__}: {err}") from None
+
+
+def _check_range(obj: Any, name: str, low: int, high: int) -> None:
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{type(obj).__name__}.{name} must be an integer in [{low}, {high}], got {value!r}")
+

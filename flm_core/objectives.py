@@ -1,0 +1,141 @@
+"""Training losses as pure functions of (network, tokens, generator).
+
+Each returns (loss, logs): `loss` is the scalar to minimise and `logs` holds detached scalars,
+detached scalar tensors (no host sync inside the step); "nll" is the per-token negative
+log-likelihood (FLM cross-entropy, MDLM bound, AR), "consistency_kl" the flow-map distillation gap.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from flm_core.paths import flow_map_step, mask_tokens, one_hot_path, stratified_uniform
+from flm_core.schedule import gamma_from_alpha
+
+LossOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]
+Objective = Callable[[torch.nn.Module, torch.Tensor, torch.Generator], LossOutput]
+
+
+def _weighted(per_token: torch.Tensor, network: torch.nn.Module, time: torch.Tensor) -> torch.Tensor:
+    """exp(-w(s)) * loss + w(s) with a learned log-weight w, or the plain mean without one."""
+    weighting = getattr(network, "learnable_loss_weighting", None)
+    if weighting is None:
+        return per_token.mean()
+    w = weighting(time).unsqueeze(-1)
+    return (torch.exp(-w) * per_token + w).mean()
+
+
+def flm_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Generator) -> LossOutput:
+    """Cross-entropy of D(x_g, t) = softmax(network(x_g, t)) against x, t ~ U[0,1], g = alpha^-1(t)."""
+    k = network.config.vocab_size
+    t = stratified_uniform(tokens.shape[0], generator, tokens.device)
+    x_g = one_hot_path(tokens, gamma_from_alpha(t, k), k, generator)
+    ce = F.cross_entropy(network(x_g, t).transpose(1, 2), tokens, reduction="none")  # (B, L)
+    return _weighted(ce, network, t), {"nll": ce.mean().detach()}
+
+
+def kl_to_logits(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """KL(target || softmax(logits)) per position: (B, L, K) -> (B, L); target may hold zeros."""
+    return (torch.special.xlogy(target, target) - target * F.log_softmax(logits, dim=-1)).sum(-1)
+
+
+def _flow_map_times(batch: int, boundary_prob: float, generator: torch.Generator,
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s, t) with gap d = t - s stratified in model time, s ~ U[0, 1-d], and (0, 1) w.p. boundary_prob."""
+    d = stratified_uniform(batch, generator, device).clamp(1e-3, 1.0)
+    s = torch.rand(batch, generator=generator, device=device) * (1 - d)
+    boundary = torch.rand(batch, generator=generator, device=device) < boundary_prob
+    s = torch.where(boundary, torch.zeros_like(s), s)
+    t = torch.where(boundary, torch.ones_like(s), s + d)
+    return s, t
+
+
+def _student_with_diagonal(student: torch.nn.Module, teacher: torch.nn.Module, tokens: torch.Tensor,
+                           x_s: torch.Tensor, s: torch.Tensor, t: torch.Tensor,
+                           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batched student call for delta(x_s, s, t) and the diagonal delta(x_t, t, t).
+
+    Returns the off-diagonal logits (B, L, K) and the diagonal KL(D_teacher(x_t, t) || delta(x_t, t, t)) (B, L)."""
+    k = student.config.vocab_size
+    x_t = one_hot_path(tokens, gamma_from_alpha(t, k), k, generator)
+    with torch.no_grad():
+        teacher_probs = torch.softmax(teacher(x_t, t), dim=-1)
+    logits = student(torch.cat([x_s, x_t]), torch.cat([s, t]), torch.cat([t, t]))
+    off_diagonal, diagonal = logits.chunk(2)
+    return off_diagonal, kl_to_logits(teacher_probs, diagonal)
+
+
+def fmlm_semigroup_loss(student: torch.nn.Module, teacher: torch.nn.Module, tokens: torch.Tensor,
+                        generator: torch.Generator, boundary_prob: float = 0.1,
+                        diagonal_weight: float = 1.0) -> LossOutput:
+    """Semigroup self-consistency: delta(x_s, s, t) should equal the two half jumps through u.
+
+    delta_bar = sg[w * delta(x_s, s, u) + (1 - w) * delta(X_{s,u}(x_s), u, t)],
+    w = (1 - g_t)(g_u - g_s) / ((1 - g_u)(g_t - g_s)); loss = KL(delta_bar || delta(x_s, s, t)) + diagonal."""
+    k = student.config.vocab_size
+    s, t = _flow_map_times(tokens.shape[0], boundary_prob, generator, tokens.device)
+    u = (s + t) / 2
+    g_s, g_u, g_t = (gamma_from_alpha(x, k).view(-1, 1, 1) for x in (s, u, t))
+    x_s = one_hot_path(tokens, g_s.view(-1), k, generator)
+    with torch.no_grad():
+        delta_su = torch.softmax(student(x_s, s, u), dim=-1)
+        x_u = flow_map_step(x_s, delta_su, g_s, g_u)
+        delta_ut = torch.softmax(student(x_u, u, t), dim=-1)
+        w = ((1 - g_t) * (g_u - g_s) / ((1 - g_u) * (g_t - g_s)).clamp_min(1e-8)).clamp(0, 1)
+        target = w * delta_su + (1 - w) * delta_ut
+    logits, diagonal = _student_with_diagonal(student, teacher, tokens, x_s, s, t, generator)
+    consistency = kl_to_logits(target, logits)
+    loss = _weighted(consistency, student, s) + diagonal_weight * diagonal.mean()
+    return loss, {"consistency_kl": consistency.mean().detach(), "diagonal_kl": diagonal.mean().detach()}
+
+
+def fmlm_lagrangian_loss(student: torch.nn.Module, teacher: torch.nn.Module, tokens: torch.Tensor,
+                         generator: torch.Generator, boundary_prob: float = 0.1,
+                         diagonal_weight: float = 1.0) -> LossOutput:
+    """Lagrangian self-distillation: d/dg_t X_{s,t}(x) must equal the teacher velocity at X_{s,t}(x).
+
+    With X = x + c (delta - x), c = (g_t - g_s)/(1 - g_s), this is delta = D(X, t) - c (1 - g_t) d delta/d g_t,
+    so delta_bar = sg[D_teacher(X_{s,t}(x_s), t) - c (1 - g_t) (d delta / d t) / (d g / d t)], the time
+    derivative taken by forward-mode AD (torch.func.jvp). Loss: cross-entropy of delta against delta_bar."""
+    k = student.config.vocab_size
+    s, t = _flow_map_times(tokens.shape[0], boundary_prob, generator, tokens.device)
+    g_s, g_t = gamma_from_alpha(s, k).view(-1, 1, 1), gamma_from_alpha(t, k).view(-1, 1, 1)
+    x_s = one_hot_path(tokens, g_s.view(-1), k, generator)
+    with torch.no_grad():
+        ones = torch.ones_like(t)
+        delta, d_delta_dt = torch.func.jvp(lambda tau: torch.softmax(student(x_s, s, tau), dim=-1), (t,), (ones,))
+        _, dg_dt = torch.func.jvp(lambda tau: gamma_from_alpha(tau, k), (t,), (ones,))
+        x_t = flow_map_step(x_s, delta, g_s, g_t)
+        teacher_probs = torch.softmax(teacher(x_t, t), dim=-1)
+        c = (g_t - g_s) / (1 - g_s).clamp_min(1e-6)
+        target = teacher_probs - c * (1 - g_t) * d_delta_dt / dg_dt.clamp_min(1e-6).view(-1, 1, 1)
+    logits, diagonal = _student_with_diagonal(student, teacher, tokens, x_s, s, t, generator)
+    residual = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
+    loss = _weighted(residual, student, s) + diagonal_weight * diagonal.mean()
+    return loss, {"consistency_kl": kl_to_logits(target.clamp_min(0), logits).mean().detach(),
+                  "diagonal_kl": diagonal.mean().detach()}
+
+
+def mdlm_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Generator,
+              mask_id: int, t_min: float = 1e-3) -> LossOutput:
+    """Continuous-time MDLM ELBO with alpha_t = 1 - t and the SUBS parameterisation.
+
+    NLL <= E_t[ (1/t) * sum_{masked i} -log p(x_i | x_t) ] / L: the mask logit is removed and
+    unmasked positions are copied, so only masked positions cost anything."""
+    t = t_min + (1 - t_min) * stratified_uniform(tokens.shape[0], generator, tokens.device)
+    x_t, masked = mask_tokens(tokens, t, mask_id, generator)
+    logits = network(x_t, t)
+    logits[..., mask_id] = float("-inf")
+    nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # (B, L)
+    bound = (nll * masked / t.view(-1, 1)).mean()
+    return bound, {"nll": bound.detach()}
+
+
+def ar_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Generator) -> LossOutput:
+    """Next-token cross-entropy: logits[:, i] predicts tokens[:, i + 1]."""
+    del generator  # no noise: the AR objective is deterministic given the batch
+    logits = network(tokens[:, :-1])
+    nll = F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:])
+    return nll, {"nll": nll.detach()}

@@ -1,0 +1,36 @@
+"""Corruptions: the one-hot Gaussian path (FLM/FMLM), masking (MDLM), and time draws."""
+from __future__ import annotations
+
+import torch
+
+
+def stratified_uniform(batch: int, generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
+    """(B,) draws covering [0, 1) once per stratum: t_i = (i + U_i) / B."""
+    u = torch.rand(batch, generator=generator, device=device, dtype=torch.float64)
+    return ((torch.arange(batch, device=device, dtype=torch.float64) + u) / batch).float()
+
+
+def one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, vocab_size: int,
+                 generator: torch.Generator) -> torch.Tensor:
+    """x_g = (1 - g) * eps + g * e(x), eps ~ N(0, I): tokens (B, L), gamma (B,) -> (B, L, K)."""
+    g = gamma.to(torch.float32).view(-1, 1, 1)
+    eps = torch.randn(*tokens.shape, vocab_size, generator=generator, device=tokens.device)
+    x = (1 - g) * eps
+    return x.scatter_add_(-1, tokens.unsqueeze(-1), g.expand(-1, tokens.shape[1], 1).contiguous())
+
+
+def flow_map_step(x: torch.Tensor, denoised: torch.Tensor, gamma_from: torch.Tensor,
+                  gamma_to: torch.Tensor) -> torch.Tensor:
+    """X_{s,t}(x) = x + (g_t - g_s) / (1 - g_s) * (delta - x) on (B, L, K), gammas (B,) or scalars."""
+    g_s = torch.as_tensor(gamma_from, device=x.device, dtype=x.dtype).reshape(-1, 1, 1)
+    g_t = torch.as_tensor(gamma_to, device=x.device, dtype=x.dtype).reshape(-1, 1, 1)
+    return x + (g_t - g_s) / (1 - g_s).clamp_min(1e-6) * (denoised - x)
+
+
+def mask_tokens(tokens: torch.Tensor, t: torch.Tensor, mask_id: int,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Absorbing-state corruption with P(masked) = t (log-linear schedule, alpha_t = 1 - t).
+
+    tokens (B, L), t (B,) -> (x_t (B, L), masked (B, L) bool)."""
+    masked = torch.rand(tokens.shape, generator=generator, device=tokens.device) < t.view(-1, 1)
+    return torch.where(masked, torch.full_like(tokens, mask_id), tokens), masked

@@ -1,0 +1,115 @@
+"""`flm_core.load(path)` -> Pipeline: network + tokenizer + the sampler its kind calls for."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tokenizers import Tokenizer
+
+from flm_core.checkpoint import (CheckpointError, TOKENIZER_FILE, load_state_into, read_checkpoint)
+from flm_core.config import RunConfig
+from flm_core.models import build_network
+from flm_core.samplers import (AutoregressiveSampler, FlowSampler, MaskedDiffusionSampler, Sampler,
+                               run_sampler)
+from flm_core.tokens import MASK_ID, SEP_ID, decode, load_tokenizer
+from flm_core.trajectory import Recorder, Trajectory
+
+
+@dataclass
+class Generation:
+    """One sampling run: tokens (B, L), texts, generation seconds (load excluded), network calls."""
+
+    kind: str
+    tokens: torch.Tensor
+    texts: list[str]
+    seconds: float
+    nfe: int
+    steps: int
+    device: str
+    trajectory: Trajectory | None = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens.numel() / max(self.seconds, 1e-9)
+
+
+def make_sampler(kind: str, network: torch.nn.Module) -> Sampler:
+    """FLM and FMLM share the flow sampler (one vs two time inputs); MDLM and AR have their own."""
+    if kind in ("flm", "fmlm"):
+        return FlowSampler(network)
+    if kind == "mdlm":
+        return MaskedDiffusionSampler(network, MASK_ID)
+    return AutoregressiveSampler(network, SEP_ID)
+
+
+class Pipeline:
+    """A loaded model ready to sample; see `generate` and `logits`."""
+
+    def __init__(self, config: RunConfig, network: torch.nn.Module, tokenizer: Tokenizer,
+                 path: str = "", device: str = "cpu"):
+        self.config = config
+        self.kind = config.kind
+        self.network = network.to(device).eval()
+        self.tokenizer = tokenizer
+        self.path = path
+        self.device = torch.device(device)
+        self.sampler = make_sampler(self.kind, self.network)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.model.vocab_size
+
+    @property
+    def seq_len(self) -> int:
+        return self.config.model.seq_len
+
+    def generate(self, num_samples: int, steps: int, seed: int = 0, record: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> Generation:
+        """Sample num_samples sequences with `steps` network calls (AR: always L - 1)."""
+        if not 1 <= num_samples <= 4096:
+            raise ValueError(f"num_samples must be in [1, 4096], got {num_samples}")
+        if not 1 <= steps <= 100_000:
+            raise ValueError(f"steps must be in [1, 100000], got {steps}")
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        n = self.sampler.num_steps(steps)
+        recorder = Recorder(n, num_samples, self.seq_len, self.vocab_size) if record else None
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        tokens, nfe = run_sampler(self.sampler, num_samples, steps, generator, self.device, recorder, progress)
+        tokens = tokens.cpu()  # waits for the device
+        seconds = time.perf_counter() - start
+        texts = [decode(self.tokenizer, row.tolist()) for row in tokens]
+        return Generation(kind=self.kind, tokens=tokens, texts=texts, seconds=seconds, nfe=nfe, steps=n,
+                          device=str(self.device), trajectory=recorder.finish(tokens) if record else None)
+
+    @torch.inference_mode()
+    def logits(self, x: torch.Tensor, s: torch.Tensor | float, t: torch.Tensor | float | None = None) -> torch.Tensor:
+        """Raw network output (B, L, K) for a state x (B, L, K) (ids (B, L) for MDLM/AR) at time s (and t)."""
+        x = x.to(self.device)
+        if self.kind == "ar":
+            return self.network(x)
+        b = x.shape[0]
+        s = torch.as_tensor(s, dtype=torch.float32, device=self.device).expand(b)
+        if t is None:
+            return self.network(x, s)
+        return self.network(x, s, torch.as_tensor(t, dtype=torch.float32, device=self.device).expand(b))
+
+
+def load(path: str | Path, device: str = "cpu") -> Pipeline:
+    """Load a checkpoint directory (config.json + model.safetensors + tokenizer.json)."""
+    path = Path(path)
+    config, weights = read_checkpoint(path)
+    try:
+        tokenizer = load_tokenizer(path / TOKENIZER_FILE)
+    except (FileNotFoundError, ValueError) as err:
+        raise CheckpointError(str(err)) from None
+    if tokenizer.get_vocab_size() != config.model.vocab_size:
+        raise CheckpointError(f"{path / TOKENIZER_FILE}: tokenizer has {tokenizer.get_vocab_size()} tokens "
+                              f"but config.json says vocab_size {config.model.vocab_size}")
+    network = build_network(config.model)
+    load_state_into(network, weights, path / "model.safetensors")
+    return Pipeline(config, network, tokenizer, str(path), device)

@@ -1,0 +1,167 @@
+"""Samplers: one small step contract, one loop.
+
+A sampler builds its per-run `plan` once (time grid on the device), makes an initial state, and
+advances it with `step(state, i, plan, generator) -> (state, Step)`, one network call per step.
+`run_sampler` is the only loop; it never syncs with the host inside the loop.
+
+- FlowSampler: x <- X_{t_i, t_{i+1}}(x) = x + (g_{i+1} - g_i)/(1 - g_i) * (delta - x) on the
+  uniform-t grid. With delta = D(x, t_i) (FLM) this is the Euler step; with the flow map
+  delta(x, t_i, t_{i+1}) (FMLM) it is exact. The last step lands on g = 1, i.e. x = delta.
+- MaskedDiffusionSampler: MDLM ancestral sampling, t from 1 to 0, each masked position unmasked
+  with probability (t - s)/t to a draw from p(x_0 | x_t).
+- AutoregressiveSampler: one token per step with a key/value cache (L - 1 steps after BOS).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from flm_core.paths import flow_map_step
+from flm_core.schedule import gamma_from_alpha
+from flm_core.trajectory import Recorder
+
+
+@dataclass
+class Step:
+    """What one step predicted: probs (B, L', K) for positions [first, first + L')."""
+
+    probs: torch.Tensor
+    t: float
+    gamma: float
+    first: int = 0
+
+
+def gumbel_sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Categorical draw per row via argmax(log p + Gumbel): (..., K) -> (...)."""
+    u = torch.rand(probs.shape, generator=generator, device=probs.device).clamp_(1e-12, 1.0)
+    return (probs.clamp_min(1e-30).log() - (-u.log()).log()).argmax(-1)
+
+
+class FlowSampler:
+    """FLM Euler (one time input) or FMLM flow map (two time inputs) on the uniform-t grid."""
+
+    def __init__(self, network: torch.nn.Module):
+        self.network = network
+        self.config = network.config
+        self.two_times = network.config.double_time
+
+    def num_steps(self, steps: int) -> int:
+        return steps
+
+    def plan(self, steps: int, device: torch.device) -> dict[str, Any]:
+        t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+        g = gamma_from_alpha(t, self.config.vocab_size)
+        return {"t": t.float().to(device), "g": g.float().to(device), "t_host": t.tolist(), "g_host": g.tolist()}
+
+    def init_state(self, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """x_0 = eps ~ N(0, I): (B, L, K)."""
+        return torch.randn(batch, self.config.seq_len, self.config.vocab_size, generator=generator, device=device)
+
+    def step(self, x: torch.Tensor, i: int, plan: dict[str, Any], generator: torch.Generator):
+        b = x.shape[0]
+        s, t = plan["t"][i].expand(b), plan["t"][i + 1].expand(b)
+        logits = self.network(x, s, t) if self.two_times else self.network(x, s)
+        delta = torch.softmax(logits, dim=-1)
+        x_next = flow_map_step(x, delta, plan["g"][i], plan["g"][i + 1])
+        return x_next, Step(delta, plan["t_host"][i], plan["g_host"][i])
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return x.argmax(-1)
+
+    def pending(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+
+
+class MaskedDiffusionSampler:
+    """MDLM ancestral sampler (log-linear schedule: P(masked at t) = t)."""
+
+    def __init__(self, network: torch.nn.Module, mask_id: int):
+        self.network = network
+        self.config = network.config
+        self.mask_id = mask_id
+
+    def num_steps(self, steps: int) -> int:
+        return steps
+
+    def plan(self, steps: int, device: torch.device) -> dict[str, Any]:
+        t = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
+        return {"t": t.float().to(device), "t_host": t.tolist()}
+
+    def init_state(self, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        return torch.full((batch, self.config.seq_len), self.mask_id, dtype=torch.long, device=device)
+
+    def step(self, x: torch.Tensor, i: int, plan: dict[str, Any], generator: torch.Generator):
+        t, s = plan["t"][i], plan["t"][i + 1]
+        logits = self.network(x, t.expand(x.shape[0]))
+        logits[..., self.mask_id] = float("-inf")  # SUBS: never predict the mask
+        probs = torch.softmax(logits, dim=-1)
+        masked = x == self.mask_id
+        unmask = masked & (torch.rand(x.shape, generator=generator, device=x.device) < (t - s) / t)
+        x_next = torch.where(unmask, gumbel_sample(probs, generator), x)  # SUBS: unmasked tokens are kept
+        return x_next, Step(probs, plan["t_host"][i], float("nan"))
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def pending(self, x: torch.Tensor) -> torch.Tensor:
+        return x == self.mask_id
+
+
+class AutoregressiveSampler:
+    """Left-to-right sampling with a KV cache; the state is (tokens so far (B, i+1), cache)."""
+
+    def __init__(self, network: torch.nn.Module, bos_id: int):
+        self.network = network
+        self.config = network.config
+        self.bos_id = bos_id
+
+    def num_steps(self, steps: int) -> int:
+        return self.config.seq_len - 1  # fixed: one call per generated token
+
+    def plan(self, steps: int, device: torch.device) -> dict[str, Any]:
+        return {}
+
+    def init_state(self, batch: int, generator: torch.Generator, device: torch.device):
+        return torch.full((batch, 1), self.bos_id, dtype=torch.long, device=device), None
+
+    def step(self, state, i: int, plan: dict[str, Any], generator: torch.Generator):
+        ids, cache = state
+        logits, cache = self.network.forward_cached(ids[:, -1:] if cache is not None else ids, cache)
+        probs = torch.softmax(logits[:, -1:], dim=-1)
+        ids = torch.cat([ids, gumbel_sample(probs, generator)], dim=1)
+        return (ids, cache), Step(probs, (i + 1) / self.config.seq_len, float("nan"), first=i + 1)
+
+    def tokens(self, state) -> torch.Tensor:
+        return state[0]
+
+    def pending(self, state) -> torch.Tensor:
+        ids = state[0]
+        done = torch.arange(self.config.seq_len, device=ids.device) < ids.shape[1]
+        return ~done.expand(ids.shape[0], -1)
+
+
+Sampler = FlowSampler | MaskedDiffusionSampler | AutoregressiveSampler
+
+
+@torch.inference_mode()
+def run_sampler(sampler: Sampler, batch: int, steps: int, generator: torch.Generator, device: torch.device,
+                recorder: Recorder | None = None,
+                progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, int]:
+    """The one sampling loop: returns final tokens (B, L) and the number of network calls."""
+    n = sampler.num_steps(steps)
+    plan = sampler.plan(n, device)
+    state = sampler.init_state(batch, generator, device)
+    partial = isinstance(sampler, AutoregressiveSampler)
+    for i in range(n):
+        record = recorder is not None and recorder.needs(i, partial)
+        if record:
+            pending = sampler.pending(state)
+            dense = state if isinstance(state, torch.Tensor) and state.dim() == 3 else None
+        state, out = sampler.step(state, i, plan, generator)
+        if record:
+            recorder.update(i, out, dense, pending)
+        if progress is not None:
+            progress(i + 1, n)
+    return sampler.tokens(state), n

@@ -1,0 +1,94 @@
+"""Byte-level BPE tokenizers with the three special tokens the models rely on.
+
+Ids 0, 1, 2 are always SEPARATOR (between documents), MASK (masked diffusion)
+and PAD. Token arrays on disk are uint16, so vocabularies stay below 65536.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+SEPARATOR = "<|sep|>"
+MASK = "<|mask|>"
+PAD = "<|pad|>"
+SPECIAL_TOKENS = (SEPARATOR, MASK, PAD)
+SEP_ID, MASK_ID, PAD_ID = 0, 1, 2
+
+MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)  # every byte plus the special tokens
+MAX_VOCAB_SIZE = 65535  # ids are stored as uint16
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """Train a byte-level BPE tokenizer; same texts and vocab_size -> identical tokenizer.json.
+
+    The result may hold fewer than vocab_size tokens when the texts run out of merges.
+    """
+    if not MIN_VOCAB_SIZE <= vocab_size <= MAX_VOCAB_SIZE:
+        raise ValueError(
+            f"vocab_size must be between {MIN_VOCAB_SIZE} (256 bytes + {len(SPECIAL_TOKENS)} "
+            f"special tokens) and {MAX_VOCAB_SIZE} (uint16 token arrays), got {vocab_size}"
+        )
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    _check_special_ids(tokenizer, "trained tokenizer")
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """Load a tokenizer.json, given the file or the folder holding it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"tokenizer file not found: {path}")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as e:  # tokenizers raises a bare Exception on bad JSON
+        raise ValueError(f"corrupt tokenizer file {path}: {_one_line(e)}") from None
+    _check_special_ids(tokenizer, str(path))
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
+def decode(tokenizer: Tokenizer, ids: Sequence[int]) -> str:
+    """Decode ids to text: SEPARATOR becomes "\\n", MASK and PAD are dropped."""
+    pieces, run = [], []
+    for i in ids:
+        i = int(i)
+        if i == SEP_ID:
+            pieces.append(tokenizer.decode(run, skip_special_tokens=True))
+            run = []
+        else:
+            run.append(i)
+    pieces.append(tokenizer.decode(run, skip_special_tokens=True))
+    return "\n".join(pieces)
+
+
+def one_hot(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """(B, L) integer tokens -> (B, L, K) float one-hot vectors, K = vocab_size."""
+    return F.one_hot(tokens.long(), vocab_size).float()
+
+
+def _check_special_ids(tokenizer: Tokenizer, name: str) -> None:
+    for token, expected in zip(SPECIAL_TOKENS, (SEP_ID, MASK_ID, PAD_ID)):
+        if tokenizer.token_to_id(token) != expected:
+            raise ValueError(f"{name}: special token {token} must have id {expected}")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())

@@ -1,0 +1,95 @@
+"""Compact per-step record of a sampling run, for the app and notebooks.
+
+Per recorded step and position it keeps the prediction's argmax, its top-k ids and
+probabilities, its entropy, the state's value at those ids, and a fixed random projection
+(sketch) of prediction and state to `SKETCH_DIM` dimensions. Memory grows as steps x L x k,
+never as steps x L x K.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import torch
+
+SKETCH_DIM = 8
+MAX_RECORDED_STEPS = 256
+
+
+@functools.lru_cache(maxsize=8)
+def sketch_matrix(vocab_size: int, dim: int = SKETCH_DIM) -> torch.Tensor:
+    """Fixed Gaussian projection P (K, dim) / sqrt(dim); vertex e_k maps to P[k]."""
+    generator = torch.Generator().manual_seed(20260216)
+    return torch.randn(vocab_size, dim, generator=generator) / dim ** 0.5
+
+
+@dataclass
+class Trajectory:
+    """Recorded steps S (at most MAX_RECORDED_STEPS, evenly spaced, always the last)."""
+
+    step: torch.Tensor  # (S,) index of the sampler step
+    t: torch.Tensor  # (S,) model time at which the prediction was made
+    gamma: torch.Tensor  # (S,) noise level g of the input state (NaN where it has none: MDLM, AR)
+    argmax: torch.Tensor  # (S, B, L) int64
+    top_ids: torch.Tensor  # (S, B, L, k) int64
+    top_probs: torch.Tensor  # (S, B, L, k) float32
+    entropy: torch.Tensor  # (S, B, L) nats
+    state_at_top: torch.Tensor  # (S, B, L, k) state's coordinate at top_ids (dense states only, else NaN)
+    prediction_sketch: torch.Tensor  # (S, B, L, SKETCH_DIM) probabilities @ P
+    state_sketch: torch.Tensor  # (S, B, L, SKETCH_DIM) dense state @ P (NaN for discrete states)
+    pending: torch.Tensor  # (S, B, L) bool: position still masked / not yet generated at that step
+    final_tokens: torch.Tensor = field(default=None)  # (B, L)
+
+    def to_dict(self) -> dict:
+        """Plain lists, for JSON export."""
+        return {name: getattr(self, name).tolist() for name in self.__dataclass_fields__}
+
+
+class Recorder:
+    """Collects one record per chosen step; a record costs a top-k, an entropy and two small matmuls.
+
+    Samplers that predict only some positions per step (AR) update those positions of a running
+    row; the others keep their last values."""
+
+    def __init__(self, total_steps: int, batch: int, seq_len: int, vocab_size: int, top_k: int = 8):
+        stride = max(1, -(-total_steps // MAX_RECORDED_STEPS))
+        self.keep = set(range(0, total_steps, stride)) | {total_steps - 1}
+        self.top_k = min(top_k, vocab_size)
+        self.vocab_size = vocab_size
+        k, nan = self.top_k, float("nan")
+        self.current = dict(argmax=torch.full((batch, seq_len), -1, dtype=torch.long),
+                            top_ids=torch.full((batch, seq_len, k), -1, dtype=torch.long),
+                            top_probs=torch.zeros(batch, seq_len, k), entropy=torch.full((batch, seq_len), nan),
+                            state_at_top=torch.full((batch, seq_len, k), nan),
+                            prediction_sketch=torch.full((batch, seq_len, SKETCH_DIM), nan),
+                            state_sketch=torch.full((batch, seq_len, SKETCH_DIM), nan))
+        self.rows: list[dict[str, torch.Tensor]] = []
+
+    def needs(self, step: int, partial: bool) -> bool:
+        """Whether `update` must run at this step (always for per-position samplers)."""
+        return partial or step in self.keep
+
+    @torch.no_grad()
+    def update(self, step: int, out, state: torch.Tensor | None, pending: torch.Tensor) -> None:
+        """out: the sampler's Step (probs (B, L', K) at positions first..); state (B, L, K) dense input or None."""
+        probs = out.probs
+        span = slice(out.first, out.first + probs.shape[1])
+        top_probs, top_ids = probs.topk(self.top_k, dim=-1)
+        projection = sketch_matrix(self.vocab_size).to(probs.device)
+        fresh = dict(argmax=top_ids[..., 0], top_ids=top_ids, top_probs=top_probs.float(),
+                     entropy=-(torch.special.xlogy(probs, probs)).sum(-1).float(),
+                     prediction_sketch=probs.float() @ projection)
+        if state is not None:
+            fresh["state_at_top"] = state.gather(-1, top_ids).float()
+            fresh["state_sketch"] = state.float() @ projection
+        for name, value in fresh.items():
+            self.current[name][:, span] = value.cpu()
+        if step in self.keep:
+            row = {name: value.clone() for name, value in self.current.items()}
+            row.update(step=torch.tensor(step), t=torch.tensor(out.t), gamma=torch.tensor(out.gamma),
+                       pending=pending.cpu())
+            self.rows.append(row)
+
+    def finish(self, final_tokens: torch.Tensor) -> Trajectory:
+        stacked = {k: torch.stack([row[k] for row in self.rows]) for k in self.rows[0]}
+        return Trajectory(**stacked, final_tokens=final_tokens.cpu())
