@@ -33,6 +33,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -89,6 +90,18 @@ def read_checkpoint(directory: Path) -> tuple[RunConfig, dict[str, torch.Tensor]
         raise CheckpointError(str(err)) from None
     weights = load_tensors(directory / WEIGHTS_FILE)
     return config, {k: (v.float() if v.is_floating_point() else v) for k, v in weights.items()}
+
+
+def export_checkpoint(source: Path, destination: Path, half: bool = True) -> None:
+    """Copy a trained run's checkpoint files (not its training state) to `destination`, weights in fp16."""
+    source, destination = Path(source), Path(destination)
+    config, weights = read_checkpoint(source)
+    stored = {k: (v.half() if half and v.is_floating_point() else v) for k, v in weights.items()}
+    atomic_save_tensors(destination / WEIGHTS_FILE, stored, metadata={"kind": config.kind})
+    config.save(destination / CONFIG_FILE)
+    for name in (TOKENIZER_FILE, CARD_FILE, METRICS_FILE):
+        if (source / name).is_file():
+            atomic_write_text(destination / name, (source / name).read_text(encoding="utf-8"))
 
 
 def load_state_into(network: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:

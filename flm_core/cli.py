@@ -1,4 +1,4 @@
-"""`python -m flm_core SUBCOMMAND`: prepare-data, train {flm,fmlm,mdlm,ar}, sample.
+"""`python -m flm_core SUBCOMMAND`: prepare-data, train {flm,fmlm,mdlm,ar}, export, sample.
 
 Every failure prints one line naming the cause and exits with status 2 (no traceback).
 """
@@ -88,6 +88,13 @@ def _sample(args: argparse.Namespace) -> None:
     print(f"--- {gen.kind}: {gen.nfe} network calls, {gen.seconds:.3f} s, {gen.tokens_per_second:.0f} tokens/s")
 
 
+def _export(args: argparse.Namespace) -> None:
+    from flm_core.checkpoint import export_checkpoint
+
+    export_checkpoint(args.checkpoint, args.out, half=not args.fp32)
+    print(args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from flm_core.data import DEFAULT_SEQ_LEN, DEFAULT_SOURCE, DEFAULT_VOCAB_SIZE
 
@@ -126,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None)
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("export", help="copy a run's inference checkpoint (fp16 weights, card, log)")
+    p.add_argument("--checkpoint", required=True, help="run directory written by train")
+    p.add_argument("--out", required=True, help="destination checkpoint directory")
+    p.add_argument("--fp32", action="store_true", help="keep float32 weights")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("sample", help="generate text from a checkpoint")
     p.add_argument("--checkpoint", required=True)
