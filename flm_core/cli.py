@@ -1,4 +1,4 @@
-"""`python -m flm_core SUBCOMMAND`: prepare-data, train {flm,fmlm,mdlm,ar}, export, sample.
+"""`python -m flm_core SUBCOMMAND`: prepare-data, train {flm,fmlm,mdlm,ar}, export, sample, evaluate, bench.
 
 Every failure prints one line naming the cause and exits with status 2 (no traceback).
 """
@@ -69,7 +69,7 @@ def _train(args: argparse.Namespace) -> None:
                 setattr(config.training, name, getattr(args, name))
     else:
         config = _run_config(args)
-    command = "python -m flm_core " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "python -m flm_core " + " ".join(shlex.quote(a) for a in args.argv)
     result = train(config, args.data, args.out, resume=args.resume, command=command)
     print(json.dumps(result))
 
@@ -93,6 +93,31 @@ def _export(args: argparse.Namespace) -> None:
 
     export_checkpoint(args.checkpoint, args.out, half=not args.fp32)
     print(args.out)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from flm_core.bench import evaluate_checkpoint, format_evaluation
+
+    result = evaluate_checkpoint(args.checkpoint, args.data, steps=args.steps, num_samples=args.num_samples,
+                                 seed=args.seed, evaluator=args.evaluator, mauve=not args.no_mauve,
+                                 device=args.device)
+    print(json.dumps(result) if args.json else format_evaluation(result))
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from flm_core.bench import run_bench, speedup_sentence, write_outputs
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = run_bench(args.checkpoints, args.data, evaluator=args.evaluator, steps=args.steps,
+                       max_steps=args.max_steps, num_samples=args.num_samples, seed=args.seed,
+                       repeats=args.repeats, mauve=not args.no_mauve, device=args.device)
+    paths = write_outputs(result, args.out)
+    for s in result["speedups"]:
+        print(speedup_sentence(s))
+    print(json.dumps(paths))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,11 +173,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_sample)
+
+    p = sub.add_parser("evaluate", help="sample from a checkpoint and score the samples")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="prepared data folder (training n-grams, words, validation)")
+    p.add_argument("--evaluator", help="AR checkpoint or local Hugging Face causal LM folder for Gen PPL")
+    p.add_argument("--steps", type=int, default=32)
+    p.add_argument("--num-samples", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-mauve", action="store_true", help="skip MAUVE (needs mauve-text and the MiniLM encoder)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("bench", help="quality and speed of checkpoints x step counts -> OUT/benchmarks.*")
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--data", required=True, help="prepared data folder")
+    p.add_argument("--evaluator", help="AR checkpoint or local Hugging Face causal LM folder for Gen PPL")
+    p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+    p.add_argument("--max-steps", type=int, default=None, help="skip step counts above this")
+    p.add_argument("--num-samples", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per setting after one warm-up")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--no-mauve", action="store_true")
+    p.add_argument("--out", required=True, help="folder for benchmarks.json/.md/.html/.plotly.json")
+    p.set_defaults(func=_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in the model card
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -53,7 +53,11 @@ class ModelConfig:
         d, c, k = self.hidden_size, self.cond_dim, self.vocab_size
         block = 3 * d * d + d * d + 8 * d * d + 5 * d + 2 * d + (0 if self.causal else c * 6 * d + 6 * d)
         time = 0 if self.causal else (256 * c + c + c * c + c) * (2 if self.double_time else 1)
-        return 2 * k * d + k + d + self.n_blocks * block + time + (0 if self.causal else c * 2 * d + 2 * d)
+        # LearnableLossWeighting: its own time embedder, then Linear(c, 128) - GELU - Linear(128, 1)
+        weighting = 256 * c + c + c * c + c + c * 128 + 128 + 128 + 1
+        weighting = weighting if self.learnable_loss_weighting and not self.causal else 0
+        return (2 * k * d + k + d + self.n_blocks * block + time + weighting
+                + (0 if self.causal else c * 2 * d + 2 * d))
 
 
 # Presets: "tiny" for tests, "cpu" the CPU default, "small" the paper's size (768/12/12, cond 128).
@@ -129,6 +133,8 @@ class RunConfig:
     def validate(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if isinstance(self.format_version, bool) or self.format_version != FORMAT_VERSION:
+            raise ConfigError(f"format_version {self.format_version!r} is not supported (expected {FORMAT_VERSION})")
         self.model.validate()
         self.objective.validate()
         self.training.validate()
@@ -150,7 +156,7 @@ class RunConfig:
             objective=_build(ObjectiveConfig, raw.get("objective", {})),
             training=_build(TrainConfig, raw.get("training", {})),
             data=dict(raw.get("data", {})),
-            format_version=int(raw.get("format_version", FORMAT_VERSION)),
+            format_version=raw.get("format_version", FORMAT_VERSION),
         )
         cfg.validate()
         return cfg
@@ -190,6 +196,12 @@ def _build(cls: type, raw: Any) -> Any:
                 raise ConfigError(f"{cls.__name__}.{name} must be an integer, got {value!r}")
         if expected == "bool" and not isinstance(value, bool):
             raise ConfigError(f"{cls.__name__}.{name} must be true or false, got {value!r}")
+        if expected.startswith("float") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            if not (expected.endswith("None") and value is None):
+                raise ConfigError(f"{cls.__name__}.{name} must be a number, got {value!r}")
+        if expected.startswith("str") and not isinstance(value, str):
+            if not (expected.endswith("None") and value is None):
+                raise ConfigError(f"{cls.__name__}.{name} must be a string, got {value!r}")
     try:
         return cls(**raw)
     except TypeError as err:

@@ -196,6 +196,12 @@ def build_student(config: RunConfig, device: torch.device) -> tuple[nn.Module, n
     return network.to(device), teacher
 
 
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA)"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
 def _write_card(out: Path, config: RunConfig, step: int, elapsed: float, val: dict, tokens_seen: int,
                 device: torch.device, bf16: bool, command: str) -> None:
     n_params = sum(v.numel() for k, v in build_network(config.model).state_dict().items())
@@ -206,7 +212,7 @@ def _write_card(out: Path, config: RunConfig, step: int, elapsed: float, val: di
 - size: {n_params:,} parameters (hidden {config.model.hidden_size}, {config.model.n_blocks} blocks, {config.model.n_heads} heads)
 - command: `{command}`
 - steps: {step}, tokens seen: {tokens_seen:,}, wall time: {elapsed / 60:.1f} min
-- hardware: {device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), precision {'bf16' if bf16 else 'fp32'}
+- hardware: {_hardware(device)}, precision {'bf16' if bf16 else 'fp32'}
 - validation: {json.dumps({k: round(v, 4) for k, v in val.items()})}
 
 Weights are the EMA weights (decay {config.training.ema}). Training log: `metrics.jsonl`.
@@ -312,10 +318,10 @@ def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: 
         tick = time.monotonic()
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        torch.manual_seed(step_seed(cfg.seed, step, rank))  # dropout draws
         logs_sum: dict[str, torch.Tensor] = {}
         for micro in range(cfg.grad_accum):
             shard = rank * cfg.grad_accum + micro
+            torch.manual_seed(step_seed(cfg.seed, step, shard))  # dropout draws: per shard, as the noise
             tokens = schedule.shard(step, shard, shards).to(device)
             generator = torch.Generator(device=device).manual_seed(step_seed(cfg.seed, step, shard))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):

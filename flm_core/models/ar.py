@@ -1,5 +1,7 @@
 """Causal transformer language model with a key/value cache for sampling.
 
+Unlike the released causal block it keeps the DiT's attention softcap (50), which the shipped AR was trained with.
+
 network(ids) -> next-token logits (B, L, K); blocks mirror the DiT's (same names, no adaLN).
 """
 from __future__ import annotations
@@ -45,6 +47,8 @@ class OutputLayer(nn.Module):
         super().__init__()
         self.norm_final = LayerNorm(hidden_size)
         self.linear = nn.Linear(hidden_size, vocab_size)
+        nn.init.zeros_(self.linear.weight)  # as the released DIT's final layer: uniform predictions at init
+        nn.init.zeros_(self.linear.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.norm_final(x))

@@ -1,0 +1,443 @@
+"""Evaluate one checkpoint, or benchmark many (quality x speed), in one process.
+
+    evaluate_checkpoint(...)  -> one dict (the `evaluate` CLI)
+    run_bench(...)            -> {"rows", "speedups", "environment", "settings"} (the `bench` CLI)
+    write_outputs(result, out) -> benchmarks.json, benchmarks.md, benchmarks.html, benchmarks.plotly.json
+    speedups(rows)            -> how much faster one-step FMLM is than each other model at equal quality
+
+A row holds: model, checkpoint, kind, steps, nfe, num_samples, seed, seconds (median generation
+seconds of the batch), seconds_per_sample, seconds_repeats, tokens_per_second, gen_ppl, entropy,
+mauve, memorization, word_validity, val_nll, val_nll_kind, examples. The row of kind "data" scores
+validation blocks with the same metrics (the reference). Missing figures are null.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from flm_core import metrics
+from flm_core.tokens import decode
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+ENTROPY_TOLERANCE = 0.1  # "matches FMLM's quality": Gen PPL <= FMLM's and entropy within 10% of FMLM's
+QUALITY_KEYS = ("gen_ppl", "entropy", "mauve", "memorization", "word_validity")
+
+
+@dataclass
+class DataReference:
+    """What the metrics need from a prepared data folder, each part computed once on first use."""
+
+    data_dir: str
+    num_samples: int
+    seed: int = 0
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def tokenizer(self):
+        from flm_core.tokens import load_tokenizer
+
+        return load_tokenizer(self.data_dir)
+
+    @cached_property
+    def train_ngrams(self) -> np.ndarray:
+        return metrics.train_ngrams(self.data_dir)
+
+    @cached_property
+    def words(self) -> set[str]:
+        return metrics.corpus_words(self.data_dir)
+
+    @cached_property
+    def _val_split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validation blocks in a seeded order: the first num_samples are MAUVE's reference texts, the
+        next num_samples (fewer if the split is small) are scored as the data row."""
+        from flm_core.data import load_blocks
+
+        blocks = load_blocks(self.data_dir, "val")
+        order = torch.from_numpy(np.random.default_rng(self.seed).permutation(len(blocks)))
+        n = self.num_samples
+        return blocks[order[:n]], blocks[order[n:2 * n]]
+
+    @cached_property
+    def mauve_reference(self) -> list[str]:
+        return [decode(self.tokenizer, row.tolist()) for row in self._val_split[0]]
+
+    @cached_property
+    def data_tokens(self) -> torch.Tensor:
+        return self._val_split[1]
+
+    @cached_property
+    def data_texts(self) -> list[str]:
+        return [decode(self.tokenizer, row.tolist()) for row in self.data_tokens]
+
+
+def quality(texts: Sequence[str], tokens, reference: DataReference, evaluator=None,
+            encoder=None) -> dict[str, float | None]:
+    """The quality metrics of one set of samples: gen_ppl (None without evaluator), entropy of the
+    sampled ids, mauve against the reference's validation texts (None without encoder),
+    memorization and word_validity of the texts retokenized with the data's tokenizer."""
+    out: dict[str, float | None] = {
+        "gen_ppl": metrics.generative_perplexity(texts, evaluator) if evaluator is not None else None,
+        "entropy": metrics.unigram_entropy(tokens),
+        "mauve": None,
+        "memorization": metrics.memorization(list(texts), reference.train_ngrams, tokenizer=reference.tokenizer),
+        "word_validity": metrics.word_validity(texts, reference.words),
+    }
+    if encoder is not None:
+        if len(texts) >= 2 and len(reference.mauve_reference) >= 2:
+            out["mauve"] = metrics.mauve_score(texts, reference.mauve_reference, encoder=encoder, seed=reference.seed)
+        else:
+            reference.notes["mauve"] = "MAUVE needs at least 2 samples and 2 validation blocks"
+    return out
+
+
+class _MemoEncoder:
+    """Remembers the features of texts it has seen (the MAUVE reference is embedded once per run)."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.cache: dict[tuple[str, ...], np.ndarray] = {}
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        key = tuple(texts)
+        if key not in self.cache:
+            self.cache[key] = self.encoder(list(texts))
+        return self.cache[key]
+
+
+def _prepare_scorers(evaluator: str | None, mauve: bool, device: str):
+    """Load the evaluator and the MAUVE encoder before any sampling, so a missing package fails fast."""
+    scorer = metrics.load_evaluator(evaluator, device=device) if evaluator else None
+    encoder = None
+    if mauve:
+        try:
+            import mauve as _mauve  # noqa: F401
+        except ImportError:
+            raise metrics.MetricUnavailable("MAUVE needs mauve-text (with faiss-cpu and scikit-learn): pip install "
+                                            "mauve-text faiss-cpu scikit-learn, or pass --no-mauve") from None
+        encoder = _MemoEncoder(metrics.minilm_encoder(device))
+    return scorer, encoder
+
+
+def environment(device: str = "cpu") -> dict[str, Any]:
+    """Where the figures were measured: versions, processor, threads, accelerator."""
+    processor = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                processor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    env = {
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+        "platform": platform.platform(), "processor": processor, "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "device": device,
+    }
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        env["accelerator"] = torch.cuda.get_device_name(torch.device(device))
+    return env
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _json_safe(obj):
+    """NaN and infinities -> None, numpy scalars -> Python, so the JSON is valid."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _same_path(a, b) -> bool:
+    try:
+        return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _data_row(reference: DataReference, scorer, encoder) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": "data (validation)", "checkpoint": reference.data_dir, "kind": "data",
+                           "steps": None, "nfe": None, "num_samples": len(reference.data_texts)}
+    row.update(quality(reference.data_texts, reference.data_tokens, reference, scorer,
+                       encoder if len(reference.data_texts) >= 2 else None))
+    row["examples"] = reference.data_texts[:3]
+    return row
+
+
+# -----------------------------------------------------------------------------
+# evaluate one checkpoint
+
+
+def evaluate_checkpoint(checkpoint: str, data_dir: str, steps: int = 32, num_samples: int = 16, seed: int = 0,
+                        evaluator: str | None = None, mauve: bool = True, device: str = "cpu",
+                        val_blocks: int = 256) -> dict[str, Any]:
+    """Sample once and score the samples; "data" holds the same metrics for validation blocks.
+
+    seconds / seconds_per_sample time generation alone (one run, no warm-up; `bench` times properly).
+    """
+    from flm_core.pipeline import load
+
+    scorer, encoder = _prepare_scorers(evaluator, mauve, device)
+    pipe = load(checkpoint, device=device)
+    reference = DataReference(str(data_dir), num_samples, seed)
+    gen = pipe.generate(num_samples, steps, seed=seed)
+    result: dict[str, Any] = {
+        "kind": gen.kind, "checkpoint": str(checkpoint), "steps": gen.steps, "nfe": gen.nfe,
+        "num_samples": num_samples, "seed": seed, "seconds": gen.seconds,
+        "seconds_per_sample": gen.seconds / num_samples, "tokens_per_second": gen.tokens_per_second,
+        "device": gen.device, "torch_threads": torch.get_num_threads(), "evaluator": evaluator,
+        "self_evaluated": _same_path(checkpoint, evaluator),
+    }
+    result.update(quality(gen.texts, gen.tokens, reference, scorer, encoder))
+    result.update(metrics.validation_nll(pipe, data_dir, max_blocks=val_blocks, seed=seed))
+    data = _data_row(reference, scorer, encoder)
+    result["data"] = {k: data[k] for k in ("num_samples", *QUALITY_KEYS)}
+    if reference.notes:
+        result["notes"] = dict(reference.notes)
+    return _json_safe(result)
+
+
+def format_evaluation(result: dict[str, Any]) -> str:
+    """A plain-text table of `evaluate_checkpoint`'s result: model column and data column."""
+    def fmt(x):
+        return "-" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
+
+    lines = [f"{result['kind']} {result['checkpoint']}: {result['steps']} steps, {result['nfe']} network calls, "
+             f"{result['num_samples']} samples, seed {result['seed']}, evaluator {result['evaluator'] or '-'}",
+             f"{'metric':<20}{'model':>14}{'data (val)':>14}"]
+    for key in QUALITY_KEYS:
+        lines.append(f"{key:<20}{fmt(result.get(key)):>14}{fmt(result['data'].get(key)):>14}")
+    lines.append(f"{'val_nll':<20}{fmt(result.get('val_nll')):>14}  {result.get('val_nll_kind', '')}")
+    lines.append(f"{'seconds_per_sample':<20}{fmt(result['seconds_per_sample']):>14}  on {result['device']}, "
+                 f"{result['torch_threads']} threads")
+    return "\n".join(lines)
+
+
+# -----------------------------------------------------------------------------
+# benchmark many checkpoints
+
+
+def _labels(checkpoints: Sequence[str]) -> list[str]:
+    """Folder names, or full paths where two folders share a name."""
+    names = [Path(c).name or str(c) for c in checkpoints]
+    return [n if names.count(n) == 1 else str(c) for n, c in zip(names, checkpoints)]
+
+
+def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None = None,
+              steps: Sequence[int] = DEFAULT_STEPS, max_steps: int | None = None, num_samples: int = 16,
+              seed: int = 0, repeats: int = 3, mauve: bool = True, device: str = "cpu",
+              val_blocks: int = 256) -> dict[str, Any]:
+    """Every checkpoint x steps (AR: its one setting, L - 1 calls) with the same seed and sample count.
+
+    Per setting: one warm-up generation (whose samples are scored), then `repeats` timed generations;
+    seconds is their median (generation only, the model load excluded).
+    """
+    from flm_core.pipeline import load
+
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    grid = sorted({s for s in steps if max_steps is None or s <= max_steps})
+    if not grid:
+        raise ValueError(f"no step count in {list(steps)} is <= --max-steps {max_steps}")
+    scorer, encoder = _prepare_scorers(evaluator, mauve, device)
+    reference = DataReference(str(data_dir), num_samples, seed)
+    rows = []
+    for label, checkpoint in zip(_labels(checkpoints), checkpoints):
+        pipe = load(checkpoint, device=device)
+        val = metrics.validation_nll(pipe, data_dir, max_blocks=val_blocks, seed=seed)
+        for n in ([pipe.seq_len - 1] if pipe.kind == "ar" else grid):
+            log.info("bench %s: %d steps", label, n)
+            gen = pipe.generate(num_samples, n, seed=seed)  # warm-up; its samples are the ones scored
+            times = [pipe.generate(num_samples, n, seed=seed).seconds for _ in range(repeats)]
+            seconds = statistics.median(times)
+            row = {"model": label, "checkpoint": str(checkpoint), "kind": pipe.kind, "steps": gen.steps,
+                   "nfe": gen.nfe, "num_samples": num_samples, "seed": seed, "seconds": seconds,
+                   "seconds_per_sample": seconds / num_samples, "seconds_repeats": times,
+                   "tokens_per_second": gen.tokens.numel() / max(seconds, 1e-12), "device": gen.device,
+                   "self_evaluated": _same_path(checkpoint, evaluator)}
+            row.update(quality(gen.texts, gen.tokens, reference, scorer, encoder))
+            row.update(val)
+            row["examples"] = gen.texts[:3]
+            rows.append(row)
+    rows.append(_data_row(reference, scorer, encoder))
+    result = {
+        "rows": rows, "speedups": speedups(rows), "environment": environment(device),
+        "settings": {"checkpoints": [str(c) for c in checkpoints], "data": str(data_dir), "evaluator": evaluator,
+                     "steps": grid, "max_steps": max_steps, "num_samples": num_samples, "seed": seed,
+                     "repeats": repeats, "mauve": mauve, "val_blocks": val_blocks,
+                     "memorization_n": metrics.MEMORIZATION_N, "entropy_tolerance": ENTROPY_TOLERANCE},
+    }
+    if reference.notes:
+        result["notes"] = dict(reference.notes)
+    return _json_safe(result)
+
+
+def speedups(rows: Sequence[dict], entropy_tolerance: float = ENTROPY_TOLERANCE) -> list[dict[str, Any]]:
+    """For each one-step FMLM row F and each other model M: the fastest setting of M that matches F's
+    quality (gen_ppl <= F's gen_ppl and |entropy - F's entropy| <= tolerance * F's entropy) and
+    speedup = its seconds_per_sample / F's. matched is False (speedup None) when no setting of M matches.
+    """
+    rows = [r for r in rows if r.get("kind") != "data"]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    out = []
+    for ref in rows:
+        if ref["kind"] != "fmlm" or ref["steps"] != 1 or not all(
+                _finite(ref.get(k)) for k in ("gen_ppl", "entropy", "seconds_per_sample")):
+            continue
+        for model in models:
+            if model == ref["model"]:
+                continue
+            matches = [r for r in rows if r["model"] == model and _finite(r.get("gen_ppl"))
+                       and _finite(r.get("entropy")) and _finite(r.get("seconds_per_sample"))
+                       and r["gen_ppl"] <= ref["gen_ppl"]
+                       and abs(r["entropy"] - ref["entropy"]) <= entropy_tolerance * ref["entropy"]]
+            entry = {"fmlm": ref["model"], "fmlm_gen_ppl": ref["gen_ppl"], "fmlm_entropy": ref["entropy"],
+                     "fmlm_seconds_per_sample": ref["seconds_per_sample"], "model": model,
+                     "kind": next(r["kind"] for r in rows if r["model"] == model),
+                     "matched": bool(matches), "steps": None, "gen_ppl": None, "entropy": None,
+                     "seconds_per_sample": None, "speedup": None}
+            if matches:
+                best = min(matches, key=lambda r: r["seconds_per_sample"])
+                entry.update(steps=best["steps"], gen_ppl=best["gen_ppl"], entropy=best["entropy"],
+                             seconds_per_sample=best["seconds_per_sample"],
+                             speedup=best["seconds_per_sample"] / ref["seconds_per_sample"])
+            out.append(entry)
+    return out
+
+
+# -----------------------------------------------------------------------------
+# outputs
+
+
+def _fmt(x, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def speedup_sentence(s: dict[str, Any]) -> str:
+    if not s["matched"]:
+        return (f"{s['fmlm']} (1 step): no setting of {s['model']} reaches Gen PPL <= {_fmt(s['fmlm_gen_ppl'])} "
+                f"with entropy within {ENTROPY_TOLERANCE:.0%} of {_fmt(s['fmlm_entropy'])}")
+    return (f"{s['fmlm']} (1 step) is {s['speedup']:.3g}x faster than {s['model']} at {s['steps']} steps "
+            f"(Gen PPL {_fmt(s['gen_ppl'])} vs {_fmt(s['fmlm_gen_ppl'])}, "
+            f"{_fmt(s['seconds_per_sample'])} vs {_fmt(s['fmlm_seconds_per_sample'])} s/sample)")
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """benchmarks.md: settings, one table row per (model, steps) plus the data row, speedups."""
+    st, env = result["settings"], result["environment"]
+    lines = ["# Benchmarks", "",
+             f"{st['num_samples']} samples per setting, seed {st['seed']}, median of {st['repeats']} timed runs "
+             f"after one warm-up; evaluator `{st['evaluator'] or 'none'}`; data `{st['data']}`.",
+             f"Device {env['device']}" + (f" ({env['accelerator']})" if env.get("accelerator") else "")
+             + f", {env['processor']}, {env['torch_threads']} torch threads, torch {env['torch']}, "
+             f"{env['timestamp']}.", "",
+             "| Model | Kind | Steps | NFE | Gen PPL ↓ | Entropy | MAUVE ↑ | Memorization | Word validity "
+             "| Val NLL | s/sample | tokens/s |",
+             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for r in result["rows"]:
+        name = r["model"] + (" *" if r.get("self_evaluated") else "")
+        lines.append("| " + " | ".join([
+            name, r["kind"], _fmt(r.get("steps")), _fmt(r.get("nfe")), _fmt(r.get("gen_ppl")),
+            _fmt(r.get("entropy")), _fmt(r.get("mauve"), 3), _fmt(r.get("memorization"), 3),
+            _fmt(r.get("word_validity"), 3), _fmt(r.get("val_nll")), _fmt(r.get("seconds_per_sample"), 3),
+            _fmt(r.get("tokens_per_second"), 4)]) + " |")
+    lines += ["", "## Speedup of one-step FMLM", ""]
+    lines += [f"- {speedup_sentence(s)}" for s in result["speedups"]] or ["- no one-step FMLM row with a Gen PPL"]
+    lines += ["", "## Definitions", "",
+              "- Gen PPL: exp(mean NLL per token) of the decoded samples under the evaluator.",
+              "- Entropy: mean over samples of the entropy (nats) of the sample's token histogram.",
+              "- MAUVE: against as many validation blocks, MiniLM features (all-MiniLM-L6-v2).",
+              f"- Memorization: share of the samples' {st['memorization_n']}-grams (data tokenizer) found in "
+              "the training split.",
+              "- Word validity: share of words ([a-z]+, lowercased) that occur in the training corpus.",
+              "- Val NLL: AR exact NLL; MDLM ELBO bound; FLM/FMLM the cross-entropy objective (not a likelihood).",
+              f"- Matches FMLM: Gen PPL <= FMLM's and entropy within {st['entropy_tolerance']:.0%} of FMLM's.",
+              "- `*`: the model is the evaluator itself (its Gen PPL is not comparable)."]
+    return "\n".join(lines) + "\n"
+
+
+def figure(result: dict[str, Any]):
+    """Plotly figure: Gen PPL vs seconds per sample (both log), one line per model, labels = steps,
+    the data's Gen PPL as a dashed line, dotted connectors for the one-step FMLM speedups."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    rows = [r for r in result["rows"] if r["kind"] != "data"]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        pts = sorted((r for r in rows if r["model"] == model and _finite(r.get("gen_ppl"))
+                      and _finite(r.get("seconds_per_sample"))), key=lambda r: r["steps"])
+        if not pts:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[r["seconds_per_sample"] for r in pts], y=[r["gen_ppl"] for r in pts],
+            mode="lines+markers+text", name=f"{model} ({pts[0]['kind']})",
+            text=[str(r["steps"]) for r in pts], textposition="top center",
+            customdata=[[r["steps"], r["nfe"], _fmt(r.get("entropy")), _fmt(r.get("mauve"), 3)] for r in pts],
+            hovertemplate="%{fullData.name}<br>steps %{customdata[0]} (NFE %{customdata[1]})<br>"
+                          "Gen PPL %{y:.4g}<br>%{x:.3g} s/sample<br>entropy %{customdata[2]}<br>"
+                          "MAUVE %{customdata[3]}<extra></extra>"))
+    data = next((r for r in result["rows"] if r["kind"] == "data"), None)
+    xs = [r["seconds_per_sample"] for r in rows if _finite(r.get("seconds_per_sample"))]
+    if data and _finite(data.get("gen_ppl")) and xs:  # a trace, not add_hline: its label misplaces on log axes
+        fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[data["gen_ppl"]] * 2, mode="lines",
+                                 name=f"validation data ({data['gen_ppl']:.4g})",
+                                 line=dict(dash="dash", color="gray"), hoverinfo="name"))
+    notes = []
+    for s in result.get("speedups", []):
+        if not s["matched"]:
+            continue
+        fig.add_trace(go.Scatter(x=[s["seconds_per_sample"], s["fmlm_seconds_per_sample"]],
+                                 y=[s["gen_ppl"], s["fmlm_gen_ppl"]], mode="lines", showlegend=False,
+                                 line=dict(dash="dot", color="black", width=1), hoverinfo="skip"))
+        notes.append(f"1-step {s['fmlm']}: {s['speedup']:.3g}x faster than {s['model']} ({s['steps']} steps)")
+    if notes:
+        fig.add_annotation(text="<br>".join(notes), xref="paper", yref="paper", x=0.99, y=0.99,
+                           xanchor="right", yanchor="top", showarrow=False, align="right",
+                           bgcolor="rgba(255,255,255,0.8)")
+    fig.update_layout(title="Generative perplexity vs sampling time (labels: steps)",
+                      xaxis_title="seconds per sample (log)", yaxis_title="Gen PPL (log)",
+                      template="plotly_white", legend_title_text="model")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike) -> dict[str, str]:
+    """Write benchmarks.json, benchmarks.md, benchmarks.html (self-contained) and benchmarks.plotly.json."""
+    from flm_core.checkpoint import atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / f"benchmarks.{name}" for name in ("json", "md", "html", "plotly.json")}
+    atomic_write_text(paths["json"], json.dumps(_json_safe(result), indent=2) + "\n")
+    atomic_write_text(paths["md"], markdown_table(result))
+    fig = figure(result)
+    atomic_write_text(paths["plotly.json"], fig.to_json())
+    atomic_write_text(paths["html"], fig.to_html(include_plotlyjs=True, full_html=True))
+    return {k: str(v) for k, v in paths.items()}

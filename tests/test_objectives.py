@@ -1,0 +1,329 @@
+"""Training losses against exact values at initialisation and against independent recomputations."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from flm_core import objectives
+from flm_core.config import ModelConfig
+from flm_core.models import ARTransformer, DiT
+from flm_core.paths import flow_map_step
+from flm_core.schedule import gamma_from_alpha
+from flm_core.tokens import MASK_ID
+
+# torch.func.jvp (Lagrangian loss) registers its decompositions with the deprecated torch.jit.script
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+K, L, B = 57, 10, 8
+TINY = dict(hidden_size=32, n_blocks=2, n_heads=2, cond_dim=16, dropout=0.0)
+
+
+def cfg(**kw) -> ModelConfig:
+    return ModelConfig(vocab_size=K, seq_len=L, **{**TINY, **kw})
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def data(seed: int = 0, b: int = B) -> torch.Tensor:
+    """Tokens that never use the special ids 0..2 (MASK_ID = 1 must not be a target)."""
+    return torch.randint(3, K, (b, L), generator=gen(1000 + seed))
+
+
+class Recorder(torch.nn.Module):
+    """Wraps a network and records every call's inputs and output (for recomputing a loss)."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+        self.config = network.config
+        self.learnable_loss_weighting = getattr(network, "learnable_loss_weighting", None)
+        self.calls = []
+
+    def forward(self, *args):
+        out = self.network(*args)
+        self.calls.append(([a.detach().clone() for a in args], out.detach().clone()))
+        return out
+
+
+# ------------------------------------------------------------------ values at initialisation
+
+
+def test_flm_loss_at_fresh_model_is_log_k():
+    loss, logs = objectives.flm_loss(DiT(cfg()), data(), gen(0))
+    assert loss.shape == ()
+    assert abs(loss.item() - math.log(K)) < 1e-6
+    assert abs(logs["nll"].item() - math.log(K)) < 1e-6 and not logs["nll"].requires_grad
+
+
+def test_ar_loss_at_fresh_model_is_log_k():
+    loss, logs = objectives.ar_loss(ARTransformer(cfg(causal=True)), data(), gen(0))
+    assert abs(loss.item() - math.log(K)) < 1e-6 and abs(logs["nll"].item() - math.log(K)) < 1e-6
+
+
+def test_mdlm_loss_at_fresh_model_exact_given_the_draws():
+    """Zero logits minus the mask logit: each masked token costs log(K - 1), weighted by 1/t."""
+    tokens = data(1)
+    loss, logs = objectives.mdlm_loss(DiT(cfg()), tokens, gen(3), MASK_ID)
+    # the same draws, made independently: t = t_min + (1 - t_min) * stratified, then the mask
+    g = gen(3)
+    u = torch.rand(B, generator=g, dtype=torch.float64)
+    t = (1e-3 + (1 - 1e-3) * ((torch.arange(B, dtype=torch.float64) + u) / B).float())
+    masked = torch.rand(tokens.shape, generator=g) < t.view(-1, 1)
+    expected = math.log(K - 1) * (masked / t.view(-1, 1)).mean().item()
+    assert abs(loss.item() - expected) < 1e-5 * max(1, expected)
+    assert torch.equal(logs["nll"], loss.detach())
+
+
+def test_mdlm_loss_at_fresh_model_expectation_is_log_k_minus_1():
+    """E_t[(1/t) * P(masked | t) * log(K-1)] = log(K-1): E[masked / t] = 1 for every t."""
+    net = DiT(cfg())
+    values = [objectives.mdlm_loss(net, data(s, b=64), gen(s), MASK_ID)[0].item() for s in range(30)]
+    mean = sum(values) / len(values)
+    assert abs(mean / math.log(K - 1) - 1) < 0.05, mean
+
+
+def test_mdlm_loss_matches_recomputation_with_a_random_network(randomize):
+    net = Recorder(randomize(DiT(cfg()), seed=1))
+    tokens = data(2)
+    loss, _ = objectives.mdlm_loss(net, tokens, gen(4), MASK_ID)
+    (x_t, t), logits = net.calls[0]
+    masked = x_t == MASK_ID
+    assert torch.equal(x_t[~masked], tokens[~masked]) and masked.any()
+    assert bool(((t > 0) & (t <= 1)).all())
+    logp = torch.log_softmax(logits.double().index_fill(-1, torch.tensor([MASK_ID]), -math.inf), -1)
+    nll = -logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    expected = (nll * masked / t.double().view(-1, 1)).mean()
+    assert abs(loss.item() - expected.item()) < 1e-5 * max(1.0, expected.item())
+
+
+def test_ar_loss_matches_recomputation(randomize):
+    net = randomize(ARTransformer(cfg(causal=True)), seed=2)
+    tokens = data(3)
+    loss, _ = objectives.ar_loss(net, tokens, gen(0))
+    logits = net(tokens[:, :-1]).double()
+    expected = -torch.log_softmax(logits, -1).gather(-1, tokens[:, 1:, None]).mean()
+    assert abs(loss.item() - expected.item()) < 1e-5
+
+
+def test_flm_loss_matches_recomputation(randomize):
+    net = Recorder(randomize(DiT(cfg()), seed=3))
+    tokens = data(4)
+    loss, _ = objectives.flm_loss(net, tokens, gen(5))
+    (x_g, t), logits = net.calls[0]
+    assert x_g.shape == (B, L, K)
+    # t is stratified and x_g sits on the path at g = alpha^-1(t): the mean of x_g over the
+    # wrong coordinates is ~0 and the right coordinate carries g
+    assert torch.equal(((t * B).floor()).long(), torch.arange(B))
+    expected = -torch.log_softmax(logits.double(), -1).gather(-1, tokens.unsqueeze(-1)).mean()
+    assert abs(loss.item() - expected.item()) < 1e-5
+
+
+# ------------------------------------------------------------------ flow map: the w formula
+
+
+def test_semigroup_weight_makes_the_flow_map_compose_exactly():
+    """X_{u,t}(X_{s,u}(x)) == X_{s,t}(x) when delta_st = w delta_su + (1 - w) delta_ut,
+    w = (1 - g_t)(g_u - g_s) / ((1 - g_u)(g_t - g_s)), for arbitrary simplex vectors."""
+    g = gen(7)
+    for _ in range(20):
+        g_s, g_u, g_t = torch.sort(torch.rand(3, generator=g, dtype=torch.float64)).values.tolist()
+        x = torch.randn(2, 4, K, generator=g, dtype=torch.float64)
+        d_su = torch.softmax(3 * torch.randn(2, 4, K, generator=g, dtype=torch.float64), -1)
+        d_ut = torch.softmax(3 * torch.randn(2, 4, K, generator=g, dtype=torch.float64), -1)
+        w = (1 - g_t) * (g_u - g_s) / ((1 - g_u) * (g_t - g_s))
+        assert 0 <= w <= 1
+        two_jumps = flow_map_step(flow_map_step(x, d_su, g_s, g_u), d_ut, g_u, g_t)
+        one_jump = flow_map_step(x, w * d_su + (1 - w) * d_ut, g_s, g_t)
+        torch.testing.assert_close(two_jumps, one_jump, rtol=0, atol=1e-12)
+        naive = flow_map_step(x, 0.5 * d_su + 0.5 * d_ut, g_s, g_t)  # a wrong weight does not compose
+        assert (naive - two_jumps).abs().max() > 1e-6 or abs(w - 0.5) < 1e-3
+
+
+# ------------------------------------------------------------------ flow map: semigroup loss
+
+
+def _fmlm_pair(randomize, seed=0, teacher_init=True):
+    teacher = randomize(DiT(cfg()), seed=seed).requires_grad_(False)
+    student = DiT(cfg(double_time=True))
+    randomize(student, seed=seed + 100)
+    if teacher_init:
+        student.load_state_dict(teacher.state_dict(), strict=False)
+        student.zero_init_second_time()
+    return teacher, student
+
+
+def test_semigroup_loss_is_zero_for_a_constant_student():
+    """A student whose output ignores input and times is trivially self-consistent: KL = 0,
+    and its diagonal term against a uniform (fresh) teacher is KL(uniform || softmax(b))."""
+    teacher = DiT(cfg())  # fresh: uniform predictions
+    student = DiT(cfg(double_time=True))
+    bias = torch.randn(K, generator=gen(1))
+    with torch.no_grad():
+        student.output_layer.linear.bias.copy_(bias)
+    loss, logs = objectives.fmlm_semigroup_loss(student, teacher, data(), gen(2), boundary_prob=0.3,
+                                                diagonal_weight=0.5)
+    expected_diag = (math.log(1 / K) - torch.log_softmax(bias.double(), -1)).mean().item()
+    assert abs(logs["consistency_kl"].item()) < 1e-6
+    assert abs(logs["diagonal_kl"].item() - expected_diag) < 1e-5
+    assert abs(loss.item() - 0.5 * expected_diag) < 1e-5
+
+
+def test_semigroup_diagonal_is_zero_for_a_teacher_initialised_student(randomize):
+    """delta(x, t, t) = D(x, t) when the student starts from the teacher with a zero second time."""
+    teacher, student = _fmlm_pair(randomize, seed=1)
+    _, logs = objectives.fmlm_semigroup_loss(student, teacher, data(), gen(3))
+    assert abs(logs["diagonal_kl"].item()) < 1e-5
+    assert logs["consistency_kl"].item() > 1e-4  # but D(., s) is not yet a consistent flow map
+
+
+def test_semigroup_loss_matches_recomputation(randomize):
+    teacher, student = _fmlm_pair(randomize, seed=2, teacher_init=False)
+    student, teacher = Recorder(student), Recorder(teacher)
+    tokens = data(5)
+    loss, logs = objectives.fmlm_semigroup_loss(student, teacher, tokens, gen(6), boundary_prob=0.25,
+                                                diagonal_weight=0.7)
+    (x_s, s, u), out_su = student.calls[0]
+    (x_u, u2, t), out_ut = student.calls[1]
+    (x_both, s_both, t_both), out_both = student.calls[2]
+    (x_t, t_teacher), out_teacher = teacher.calls[0]
+    assert len(student.calls) == 3 and len(teacher.calls) == 1
+    assert torch.equal(u, u2) and torch.equal(x_both, torch.cat([x_s, x_t]))
+    assert torch.equal(s_both, torch.cat([s, t])) and torch.equal(t_both, torch.cat([t, t]))
+    assert torch.equal(t_teacher, t)
+    assert bool(((0 <= s) & (s < u) & (u < t) & (t <= 1)).all())
+    g_s, g_u, g_t = (gamma_from_alpha(v.double(), K).view(-1, 1, 1) for v in (s, u, t))
+    d_su, d_ut = torch.softmax(out_su.double(), -1), torch.softmax(out_ut.double(), -1)
+    torch.testing.assert_close(x_u.double(), flow_map_step(x_s.double(), d_su, g_s, g_u), rtol=0, atol=1e-5)
+    w = (1 - g_t) * (g_u - g_s) / ((1 - g_u) * (g_t - g_s))
+    target = w * d_su + (1 - w) * d_ut
+    logq_st, logq_tt = torch.log_softmax(out_both.double(), -1).chunk(2)
+    consistency = (target * (target.log() - logq_st)).sum(-1).mean()
+    p_teacher = torch.softmax(out_teacher.double(), -1)
+    diagonal = (p_teacher * (p_teacher.log() - logq_tt)).sum(-1).mean()
+    assert abs(logs["consistency_kl"].item() - consistency.item()) < 1e-5
+    assert abs(logs["diagonal_kl"].item() - diagonal.item()) < 1e-5
+    assert abs(loss.item() - (consistency + 0.7 * diagonal).item()) < 1e-5
+
+
+def test_semigroup_boundary_probability_one_draws_zero_to_one(randomize):
+    teacher, student = _fmlm_pair(randomize, seed=3)
+    student = Recorder(student)
+    objectives.fmlm_semigroup_loss(student, teacher, data(), gen(0), boundary_prob=1.0)
+    (_, s, u), _ = student.calls[0]
+    assert torch.equal(s, torch.zeros(B)) and torch.equal(u, torch.full((B,), 0.5))
+    assert torch.equal(student.calls[1][0][2], torch.ones(B))
+
+
+# ------------------------------------------------------------------ flow map: Lagrangian loss
+
+
+def test_lagrangian_loss_runs_with_finite_gradients(randomize):
+    teacher, student = _fmlm_pair(randomize, seed=4, teacher_init=False)
+    loss, logs = objectives.fmlm_lagrangian_loss(student, teacher, data(), gen(1))
+    assert torch.isfinite(loss) and set(logs) == {"consistency_kl", "diagonal_kl"}
+    loss.backward()
+    grads = [p.grad for p in student.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum().item() for g in grads) > 0
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_lagrangian_target_when_delta_ignores_the_target_time(randomize):
+    """With a zero second time d delta / dt = 0, so the target is D_teacher(X_{s,t}(x_s), t)."""
+    teacher, student = _fmlm_pair(randomize, seed=5)
+    student = Recorder(student)
+    loss, logs = objectives.fmlm_lagrangian_loss(student, teacher, data(6), gen(2), diagonal_weight=0.3)
+    (x_both, s_both, t_both), out_both = student.calls[-1]
+    x_s, s, t = x_both[:B], s_both[:B], t_both[:B]
+    logq = torch.log_softmax(out_both[:B].double(), -1)
+    g_s, g_t = (gamma_from_alpha(v.double(), K).view(-1, 1, 1) for v in (s, t))
+    x_st = flow_map_step(x_s.double(), logq.exp(), g_s, g_t).float()
+    p_teacher = torch.softmax(teacher(x_st, t).double(), -1)
+    residual = -(p_teacher * logq).sum(-1).mean()
+    loss_diag = loss.item() - residual.item()
+    assert abs(loss_diag - 0.3 * logs["diagonal_kl"].item()) < 1e-4
+    assert abs(logs["diagonal_kl"].item()) < 1e-5  # teacher-initialised: the diagonal already agrees
+
+
+def test_lagrangian_target_with_a_time_dependent_student(randomize):
+    """Generic student: the target subtracts c (1 - g_t) (d delta/dt) / (dg/dt); the JVP's share of the
+    loss is checked against central finite differences."""
+    teacher, student = _fmlm_pair(randomize, seed=6, teacher_init=False)
+    with torch.no_grad():
+        student.sigma_map_prime.mlp[2].weight.mul_(5.0)  # make delta depend strongly on t
+    rec = Recorder(student)
+    loss, _ = objectives.fmlm_lagrangian_loss(rec, teacher, data(7), gen(3), boundary_prob=0.0,
+                                              diagonal_weight=0.0)
+    (x_both, s_both, t_both), out_both = rec.calls[-1]
+    x_s, s, t = x_both[:B], s_both[:B], t_both[:B]
+    logq = torch.log_softmax(out_both[:B].double(), -1)
+    with torch.no_grad():
+        delta = lambda tau: torch.softmax(student(x_s, s, tau).double(), -1)  # noqa: E731
+        h = 1e-3
+        d_delta = (delta(t + h) - delta(t - h)) / (2 * h)
+        t64 = t.double()
+        dg = (gamma_from_alpha(t64, K) - gamma_from_alpha(t64 - 1e-9, K)) / 1e-9  # slope of the g(t) table
+        g_s, g_t = (gamma_from_alpha(v.double(), K).view(-1, 1, 1) for v in (s, t))
+        x_st = flow_map_step(x_s.double(), delta(t), g_s, g_t).float()
+        p_teacher = torch.softmax(teacher(x_st, t).double(), -1)
+        c = (g_t - g_s) / (1 - g_s)
+        correction = c * (1 - g_t) * d_delta / dg.view(-1, 1, 1)
+    no_jvp = -(p_teacher * logq).sum(-1).mean().item()
+    jvp_share = ((correction * logq).sum(-1).mean()).item()  # -(target * logq) = no_jvp + this
+    assert abs(jvp_share) > 1e-3  # the time derivative matters here
+    assert abs((loss.item() - no_jvp) - jvp_share) < 0.05 * abs(jvp_share)
+
+
+# ------------------------------------------------------------------ determinism
+
+
+@pytest.mark.parametrize("name", ["flm", "mdlm", "ar", "semigroup", "lagrangian"])
+def test_losses_are_determined_by_the_generator(randomize, name):
+    teacher, student = _fmlm_pair(randomize, seed=7, teacher_init=False)
+    fn = {
+        "flm": lambda g: objectives.flm_loss(teacher, data(), g),
+        "mdlm": lambda g: objectives.mdlm_loss(teacher, data(), g, MASK_ID),
+        "ar": lambda g: objectives.ar_loss(randomize(ARTransformer(cfg(causal=True)), seed=1), data(), g),
+        "semigroup": lambda g: objectives.fmlm_semigroup_loss(student, teacher, data(), g),
+        "lagrangian": lambda g: objectives.fmlm_lagrangian_loss(student, teacher, data(), g),
+    }[name]
+    a, b, c = fn(gen(11))[0], fn(gen(11))[0], fn(gen(12))[0]
+    assert torch.equal(a, b)
+    if name != "ar":  # the AR objective has no noise
+        assert not torch.equal(a, c)
+
+
+# ------------------------------------------------------------------ learnable loss weighting
+
+
+def test_learnable_loss_weighting_is_neutral_at_init_and_follows_the_formula(randomize):
+    plain = randomize(DiT(cfg()), seed=8)
+    weighted = DiT(cfg(learnable_loss_weighting=True))
+    missing, unexpected = weighted.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("learnable_loss_weighting.") for k in missing)
+    tokens = data(9)
+    base, base_logs = objectives.flm_loss(plain, tokens, gen(4))
+    at_init, _ = objectives.flm_loss(weighted, tokens, gen(4))
+    assert torch.equal(at_init, base)  # exp(-0) * loss + 0
+    with torch.no_grad():
+        weighted.learnable_loss_weighting.mlp[-1].bias.fill_(0.7)
+    shifted, logs = objectives.flm_loss(weighted, tokens, gen(4))
+    assert torch.equal(logs["nll"], base_logs["nll"])  # the reported NLL is unweighted
+    assert abs(shifted.item() - (math.exp(-0.7) * base.item() + 0.7)) < 1e-5
+    shifted.backward()
+    assert weighted.learnable_loss_weighting.mlp[-1].bias.grad.abs().item() > 0
+
+
+def test_kl_to_logits_reference_and_zero_targets():
+    target = torch.softmax(torch.randn(2, 3, K, generator=gen(0)), -1)
+    target[..., :5] = 0
+    target = target / target.sum(-1, keepdim=True)
+    logits = torch.randn(2, 3, K, generator=gen(1))
+    out = objectives.kl_to_logits(target, logits)
+    ref = F.kl_div(torch.log_softmax(logits, -1), target, reduction="none").sum(-1)
+    assert out.shape == (2, 3) and torch.isfinite(out).all()
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    assert objectives.kl_to_logits(torch.softmax(logits, -1), logits).abs().max() < 1e-5

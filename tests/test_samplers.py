@@ -1,0 +1,208 @@
+"""One contract test over every sampler kind, plus per-kind checks, on tiny random networks."""
+import math
+
+import pytest
+import torch
+
+from flm_core.models import build_network
+from flm_core.pipeline import Generation, Pipeline
+from flm_core.samplers import run_sampler
+from flm_core.schedule import gamma_from_alpha
+from flm_core.tokens import MASK_ID, SEP_ID
+from flm_core.trajectory import MAX_RECORDED_STEPS, SKETCH_DIM, Recorder, Trajectory
+
+KINDS = ["flm", "fmlm", "mdlm", "ar"]
+L, B = 12, 3
+TRAJECTORY_FIELDS = ("step", "t", "gamma", "argmax", "top_ids", "top_probs", "entropy", "state_at_top",
+                     "prediction_sketch", "state_sketch", "pending", "final_tokens")
+
+
+@pytest.fixture(scope="module")
+def pipes(tokenizer, make_config, randomize):
+    """One Pipeline per kind around a tiny network with random weights (seeded)."""
+    out = {}
+    for i, kind in enumerate(KINDS):
+        config = make_config(kind, tokenizer.get_vocab_size(), seq_len=L)
+        out[kind] = Pipeline(config, randomize(build_network(config.model), seed=10 + i), tokenizer)
+    return out
+
+
+def count_network_calls(pipe):
+    """Count the sampler's network calls (AR samplers call forward_cached directly)."""
+    calls = []
+    net = pipe.network
+    if pipe.kind == "ar":
+        original = net.forward_cached
+        net.forward_cached = lambda *a, **k: (calls.append(1), original(*a, **k))[1]
+        return calls, lambda: delattr(net, "forward_cached")
+    handle = net.register_forward_pre_hook(lambda *a: calls.append(1))
+    return calls, handle.remove
+
+
+def expected_nfe(kind: str, steps: int) -> int:
+    return L - 1 if kind == "ar" else steps
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sampler_contract(pipes, kind):
+    pipe = pipes[kind]
+    k = pipe.vocab_size
+    steps = 5
+    calls, undo = count_network_calls(pipe)
+    progress = []
+    try:
+        gen = pipe.generate(B, steps, seed=0, progress=lambda i, n: progress.append((i, n)))
+    finally:
+        undo()
+    n = expected_nfe(kind, steps)
+    # output
+    assert isinstance(gen, Generation) and gen.kind == kind
+    assert gen.tokens.shape == (B, L) and gen.tokens.dtype == torch.int64
+    assert int(gen.tokens.min()) >= 0 and int(gen.tokens.max()) < k
+    assert isinstance(gen.texts, list) and len(gen.texts) == B and all(isinstance(t, str) for t in gen.texts)
+    assert gen.seconds > 0 and gen.trajectory is None and gen.device == "cpu"
+    # network function evaluations
+    assert gen.nfe == n == len(calls) and gen.steps == n
+    assert progress == [(i + 1, n) for i in range(n)]
+    # determinism
+    again = pipe.generate(B, steps, seed=0)
+    other = pipe.generate(B, steps, seed=1)
+    assert torch.equal(again.tokens, gen.tokens) and again.texts == gen.texts
+    assert not torch.equal(other.tokens, gen.tokens)
+    # recording does not change the draws
+    recorded = pipe.generate(B, steps, seed=0, record=True)
+    assert torch.equal(recorded.tokens, gen.tokens)
+    check_trajectory(recorded.trajectory, kind, n, k, recorded.tokens)
+
+
+def check_trajectory(tr: Trajectory, kind: str, n: int, k: int, tokens: torch.Tensor) -> None:
+    s = tr.step.shape[0]
+    top = min(8, k)
+    assert 1 <= s <= MAX_RECORDED_STEPS
+    assert tr.step[-1].item() == n - 1 and tr.step[0].item() == 0
+    assert bool((tr.step[1:] > tr.step[:-1]).all())
+    shapes = {"t": (s,), "gamma": (s,), "argmax": (s, B, L), "top_ids": (s, B, L, top),
+              "top_probs": (s, B, L, top), "entropy": (s, B, L), "state_at_top": (s, B, L, top),
+              "prediction_sketch": (s, B, L, SKETCH_DIM), "state_sketch": (s, B, L, SKETCH_DIM),
+              "pending": (s, B, L), "final_tokens": (B, L)}
+    for name, shape in shapes.items():
+        assert tuple(getattr(tr, name).shape) == shape, name
+    for name in TRAJECTORY_FIELDS:
+        assert k not in getattr(tr, name).shape, name  # nothing grows with the vocabulary
+    assert torch.equal(tr.final_tokens, tokens)
+    assert tr.pending.dtype == torch.bool
+    if kind == "ar":  # positions not yet predicted keep their placeholders
+        seen = tr.argmax[-1, :, 1:]
+    else:
+        seen = tr.argmax[-1]
+    assert bool((seen >= 0).all()) and bool((seen < k).all())
+    probs = tr.top_probs[-1]
+    assert bool((probs[..., :-1] >= probs[..., 1:]).all()) and bool((probs.sum(-1) <= 1 + 1e-5).all())
+    assert torch.equal(tr.top_ids[..., 0], tr.argmax)
+    finite = torch.isfinite(tr.entropy)
+    assert bool((tr.entropy[finite] >= -1e-5).all()) and bool((tr.entropy[finite] <= math.log(k) + 1e-4).all())
+    if kind in ("flm", "fmlm"):
+        assert torch.equal(tr.argmax[-1], tokens)  # tokens are the argmax of the last prediction
+        assert bool((tr.gamma[1:] > tr.gamma[:-1]).all()) and tr.t[0] == 0 and tr.gamma[0] == 0
+        assert torch.isfinite(tr.state_sketch).all() and torch.isfinite(tr.state_at_top).all()
+        assert not tr.pending.any()
+    else:
+        assert torch.isnan(tr.state_sketch).all() and torch.isnan(tr.gamma).all()
+    if kind == "mdlm":
+        assert tr.pending[0].all()  # everything starts masked
+        assert bool((tr.t[1:] < tr.t[:-1]).all()) and tr.t[0] == 1
+
+
+@pytest.mark.parametrize("kind", ["flm", "fmlm", "mdlm"])
+def test_long_runs_record_at_most_256_steps_including_the_last(pipes, kind):
+    pipe = pipes[kind]
+    gen = pipe.generate(1, 301, seed=0, record=True)
+    tr = gen.trajectory
+    assert gen.nfe == 301
+    assert 100 < tr.step.shape[0] <= MAX_RECORDED_STEPS and tr.step[-1].item() == 300
+    assert tr.argmax.shape[1:] == (1, L)
+
+
+def trajectory_bytes(tr: Trajectory) -> int:
+    return sum(getattr(tr, name).numel() * getattr(tr, name).element_size() for name in TRAJECTORY_FIELDS)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_trajectory_memory_does_not_depend_on_vocabulary_size(kind, make_config, randomize):
+    sizes = []
+    for k in (64, 640):
+        config = make_config(kind, k, seq_len=L)
+        net = randomize(build_network(config.model), seed=1).eval()
+        pipe = Pipeline(config, net, tokenizer=None)
+        n = pipe.sampler.num_steps(4)
+        recorder = Recorder(n, B, L, k)
+        tokens, _ = run_sampler(pipe.sampler, B, 4, torch.Generator().manual_seed(0), torch.device("cpu"), recorder)
+        tr = recorder.finish(tokens)
+        check_trajectory(tr, kind, n, k, tokens)
+        sizes.append(trajectory_bytes(tr))
+    assert sizes[0] == sizes[1]
+
+
+# ------------------------------------------------------------------ per kind
+
+
+@pytest.mark.parametrize("kind", ["flm", "fmlm"])
+def test_flow_sampler_last_state_is_the_final_prediction(pipes, kind):
+    pipe = pipes[kind]
+    sampler, steps = pipe.sampler, 4
+    plan = sampler.plan(steps, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        x = sampler.init_state(B, generator, torch.device("cpu"))
+        for i in range(steps):
+            x, out = sampler.step(x, i, plan, generator)
+    assert out.gamma < 1 and plan["g"][-1] == 1
+    torch.testing.assert_close(x, out.probs, rtol=0, atol=1e-6)
+    assert torch.equal(sampler.tokens(x), out.probs.argmax(-1))
+    assert torch.equal(sampler.tokens(x), pipe.generate(B, steps, seed=3).tokens)
+
+
+def test_flm_sampler_equals_an_independent_euler_loop(pipes):
+    """z <- z + (g_{i+1} - g_i) (D(z, t_i) - z) / (1 - g_i) on t_i = i / steps; tokens = argmax of the last D."""
+    pipe = pipes["flm"]
+    k, steps = pipe.vocab_size, 6
+    generator = torch.Generator().manual_seed(5)
+    z = torch.randn(B, L, k, generator=generator)
+    t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    g = gamma_from_alpha(t, k)
+    with torch.no_grad():
+        for i in range(steps):
+            d = torch.softmax(pipe.network(z, torch.full((B,), float(t[i]))), -1)
+            z = z + float((g[i + 1] - g[i]) / (1 - g[i])) * (d - z)
+    assert torch.equal(pipe.generate(B, steps, seed=5).tokens, d.argmax(-1))
+
+
+def test_fmlm_one_step_is_argmax_of_delta_from_noise_zero_to_one(pipes):
+    pipe = pipes["fmlm"]
+    generator = torch.Generator().manual_seed(6)
+    eps = torch.randn(B, L, pipe.vocab_size, generator=generator)
+    with torch.no_grad():
+        delta = torch.softmax(pipe.network(eps, torch.zeros(B), torch.ones(B)), -1)
+    assert torch.equal(pipe.generate(B, 1, seed=6).tokens, delta.argmax(-1))
+    assert torch.equal(pipe.logits(eps, 0.0, 1.0), pipe.network(eps, torch.zeros(B), torch.ones(B)))
+
+
+@pytest.mark.parametrize("steps", [1, 3, 16])
+def test_mdlm_final_tokens_hold_no_mask(pipes, steps):
+    gen = pipes["mdlm"].generate(4, steps, seed=steps)
+    assert not (gen.tokens == MASK_ID).any()
+    assert gen.nfe == steps
+
+
+def test_ar_starts_with_separator_and_ignores_steps(pipes):
+    pipe = pipes["ar"]
+    a, b = pipe.generate(B, 2, seed=0), pipe.generate(B, 50, seed=0)
+    assert bool((a.tokens[:, 0] == SEP_ID).all())
+    assert a.nfe == b.nfe == L - 1 and torch.equal(a.tokens, b.tokens)
+
+
+def test_generate_rejects_bad_arguments(pipes):
+    pipe = pipes["flm"]
+    for args in ((0, 4), (2, 0), (5000, 4), (2, -1)):
+        with pytest.raises(ValueError):
+            pipe.generate(*args)

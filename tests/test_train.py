@@ -1,0 +1,241 @@
+"""The trainer end to end on the tiny data folder: learning, exact resume, refusal to overwrite,
+DDP equivalence, the NaN guard, and FMLM distillation from an FLM teacher."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import flm_core
+from flm_core import objectives
+from flm_core import train as train_module
+from flm_core.checkpoint import WEIGHTS_FILE, save_checkpoint
+from flm_core.cli import main
+from flm_core.config import RunConfig
+from flm_core.models import build_network
+from flm_core.train import STATE_DIR, TrainingError, build_student, training_log
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def state_tensors(out: Path) -> dict[str, torch.Tensor]:
+    latest = (out / STATE_DIR / "LATEST").read_text().strip()
+    return load_file(str(out / STATE_DIR / latest / "tensors.safetensors"))
+
+
+def snapshot(out: Path, skip=("metrics.jsonl",)) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name not in skip}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("WORLD_SIZE", None), env.pop("RANK", None), env.pop("LOCAL_RANK", None)
+    return env
+
+
+# ------------------------------------------------------------------ (1) it learns, and the result loads
+
+
+def test_flm_training_reduces_the_loss_and_the_checkpoint_samples(tiny_data, tmp_path, tiny_train_args, capsys):
+    out = tmp_path / "flm"
+    code = main(tiny_train_args("flm", tiny_data, out, "--max-steps", "40", "--lr", "3e-3", "--warmup-steps", "5"))
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["step"] == 40 and "nll" in result
+    records = [r for r in training_log(out) if r["split"] == "train"]
+    assert [r["step"] for r in records] == list(range(1, 41))
+    first, last = records[0]["nll"], sum(r["nll"] for r in records[-5:]) / 5
+    assert abs(first - torch.log(torch.tensor(300.0)).item()) < 0.1  # starts at ~log K (zero-init output)
+    assert last < first - 0.8, (first, last)
+    val = [r for r in training_log(out) if r["split"] == "val"]
+    assert val and val[-1]["nll"] < first - 0.8
+    for name in ("config.json", WEIGHTS_FILE, "tokenizer.json", "README.md"):
+        assert (out / name).is_file(), name
+    card = (out / "README.md").read_text()
+    assert "steps: 40" in card and "train flm" in card
+    pipe = flm_core.load(out)
+    assert pipe.kind == "flm" and pipe.seq_len == 16
+    gen = pipe.generate(2, 4, seed=0)
+    assert gen.tokens.shape == (2, 16) and len(gen.texts) == 2 and gen.nfe == 4
+
+
+@pytest.mark.parametrize("kind", ["mdlm", "ar"])
+def test_baselines_train_and_sample(tiny_data, tmp_path, tiny_train_args, kind):
+    out = tmp_path / kind
+    assert main(tiny_train_args(kind, tiny_data, out, "--max-steps", "3", "--lr", "3e-3")) == 0
+    pipe = flm_core.load(out)
+    assert pipe.kind == kind
+    gen = pipe.generate(2, 3, seed=1)
+    assert gen.tokens.shape == (2, 16)
+    assert all(r["nll"] > 0 for r in training_log(out) if "nll" in r)
+
+
+# ------------------------------------------------------------------ (2) exact resume
+
+
+def test_resume_with_a_longer_max_steps_repeats_an_uninterrupted_run(tiny_data, tmp_path, tiny_train_args):
+    """A: 20 steps straight. B: 10 steps, then --resume to 20. Same weights, EMA and optimizer state.
+    (min_lr_ratio 1 keeps the learning rate independent of max_steps; dropout > 0 checks the RNG.)"""
+    common = ("--lr", "3e-3", "--warmup-steps", "5", "--min-lr-ratio", "1.0", "--dropout", "0.1")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(tiny_train_args("flm", tiny_data, a, "--max-steps", "20", *common)) == 0
+    assert main(tiny_train_args("flm", tiny_data, b, "--max-steps", "10", *common)) == 0
+    assert state_tensors(b).keys() == state_tensors(a).keys()
+    assert not torch.equal(state_tensors(b)["model.vocab_embed.embedding"],
+                           state_tensors(a)["model.vocab_embed.embedding"])
+    assert main(["train", "flm", "--data", str(tiny_data), "--out", str(b), "--resume", "--max-steps", "20"]) == 0
+    sa, sb = state_tensors(a), state_tensors(b)
+    assert sa.keys() == sb.keys() and any(k.startswith("opt.") for k in sa)
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+    wa, wb = load_file(str(a / WEIGHTS_FILE)), load_file(str(b / WEIGHTS_FILE))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    steps = [r["step"] for r in training_log(b) if r["split"] == "train"]
+    assert steps == list(range(1, 21))
+
+
+def test_resume_after_an_interruption_repeats_an_uninterrupted_run(tiny_data, tmp_path, tiny_train_args,
+                                                                   monkeypatch):
+    """A crash after the state of step 7 was saved; --resume with the same settings (cosine decay)."""
+    common = ("--max-steps", "12", "--lr", "3e-3", "--warmup-steps", "3", "--dropout", "0.1")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(tiny_train_args("flm", tiny_data, a, *common)) == 0
+    original = train_module._save_state
+
+    def crash_after_step_7(out, step, *args, **kwargs):
+        original(out, step, *args, **kwargs)
+        if step == 7:
+            raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(train_module, "_save_state", crash_after_step_7)
+    assert main(tiny_train_args("flm", tiny_data, b, *common, "--save-every-minutes", "0")) == 2
+    assert (b / STATE_DIR / "LATEST").read_text().strip() == "step_000000007"
+    monkeypatch.setattr(train_module, "_save_state", original)
+    assert main(tiny_train_args("flm", tiny_data, b, *common, "--resume")) == 0
+    sa, sb = state_tensors(a), state_tensors(b)
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+# ------------------------------------------------------------------ (3) no silent overwrite
+
+
+def test_refuses_to_overwrite_an_existing_run(tiny_data, tmp_path, tiny_train_args, capsys):
+    out = tmp_path / "run"
+    assert main(tiny_train_args("flm", tiny_data, out, "--max-steps", "2")) == 0
+    before = snapshot(out, skip=())
+    capsys.readouterr()
+    assert main(tiny_train_args("flm", tiny_data, out, "--max-steps", "4")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "--resume" in err[0]
+    assert snapshot(out, skip=()) == before
+    config = RunConfig.load(out / "config.json")
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        train_module.train(config, tiny_data, out)
+
+
+# ------------------------------------------------------------------ (4) DDP equivalence
+
+
+def test_ddp_two_ranks_equal_one_process_with_gradient_accumulation(tiny_data, tmp_path, tiny_train_args):
+    common = ("--max-steps", "3", "--lr", "3e-3", "--warmup-steps", "1", "--dropout", "0.1", "--log-every", "1")
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), "-m", "flm_core",
+           *tiny_train_args("flm", tiny_data, ddp, "--grad-accum", "1", *common)]
+    proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert main(tiny_train_args("flm", tiny_data, single, "--grad-accum", "2", *common)) == 0
+    a, b = state_tensors(ddp), state_tensors(single)
+    assert a.keys() == b.keys()
+    moved = False
+    initial = build_network(RunConfig.load(single / "config.json").model)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-5, msg=key)
+    for name, value in initial.state_dict().items():  # training really changed the weights
+        moved |= not torch.allclose(value, a["model." + name])
+    assert moved
+    assert len([r for r in training_log(ddp) if r["split"] == "train"]) == 3  # rank 0 alone writes logs
+
+
+# ------------------------------------------------------------------ (5) NaN guard
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, tiny_train_args,
+                                                                          monkeypatch):
+    out = tmp_path / "run"
+    assert main(tiny_train_args("flm", tiny_data, out, "--max-steps", "4", "--lr", "3e-3")) == 0
+    before = snapshot(out)
+    calls = []
+    original = objectives.flm_loss
+
+    def poisoned(network, tokens, generator):
+        loss, logs = original(network, tokens, generator)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) >= 3 else loss), logs
+
+    monkeypatch.setattr(objectives, "flm_loss", poisoned)
+    config = RunConfig.from_dict(json.loads((out / STATE_DIR / "step_000000004" / "state.json").read_text())["config"])
+    config.training.max_steps = 10
+    with pytest.raises(TrainingError, match="non-finite") as info:
+        train_module.train(config, tiny_data, out, resume=True)
+    assert "step 6" in str(info.value) and "\n" not in str(info.value)
+    assert snapshot(out) == before  # weights, EMA, optimizer state, config, card untouched
+    flm_core.load(out)
+    # and through the CLI: one line on stderr, exit status 2
+    assert main(tiny_train_args("flm", tiny_data, out, "--resume", "--max-steps", "10")) == 2
+    assert snapshot(out) == before
+
+
+# ------------------------------------------------------------------ (6) FMLM distillation
+
+
+def test_fmlm_student_starts_equal_to_its_teacher_and_trains(tiny_data, tmp_path, tiny_train_args, flm_checkpoint):
+    out = tmp_path / "fmlm"
+    args = tiny_train_args("fmlm", tiny_data, out, "--teacher", str(flm_checkpoint), "--max-steps", "3",
+                           "--lr", "3e-3", "--warmup-steps", "1")
+    assert main(args) == 0
+    config = RunConfig.load(out / "config.json")
+    assert config.kind == "fmlm" and config.model.double_time and config.objective.teacher == str(flm_checkpoint)
+    student, teacher = build_student(config, torch.device("cpu"))
+    student.eval()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 16, config.model.vocab_size, generator=g)
+    s, t = torch.rand(3, generator=g), torch.rand(3, generator=g)
+    with torch.no_grad():
+        assert torch.equal(student(x, s, t), teacher(x, s))  # delta(x, s, t) == D(x, s) before any step
+        assert teacher(x, s).abs().max() > 0  # a trained (not a fresh, all-zero) teacher
+    assert not any(p.requires_grad for p in teacher.parameters())
+    assert student.sigma_map_prime.mlp[0].weight.abs().sum() > 0  # the second time can still learn
+    records = [r for r in training_log(out) if r["split"] == "train"]
+    assert len(records) == 3 and all("consistency_kl" in r and "diagonal_kl" in r for r in records)
+    pipe = flm_core.load(out)
+    gen = pipe.generate(2, 1, seed=0)
+    assert pipe.kind == "fmlm" and gen.nfe == 1 and gen.tokens.shape == (2, 16)
+    with torch.no_grad():  # the distilled weights moved away from the teacher
+        assert not torch.equal(pipe.network(x, s, t), teacher(x, s))
+
+
+def test_fmlm_needs_an_flm_teacher(tiny_data, tmp_path, tiny_train_args, tokenizer, make_config, capsys):
+    ar_dir = tmp_path / "ar_teacher"
+    config = make_config("ar", tokenizer.get_vocab_size())
+    save_checkpoint(ar_dir, config, build_network(config.model), tokenizer.to_str())
+    capsys.readouterr()
+    assert main(tiny_train_args("fmlm", tiny_data, tmp_path / "x", "--teacher", str(ar_dir), "--max-steps", "1")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "FLM" in err[0]
+    assert main(tiny_train_args("fmlm", tiny_data, tmp_path / "y", "--max-steps", "1")) == 2
+    assert "--teacher" in capsys.readouterr().err
