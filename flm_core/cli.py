@@ -120,6 +120,40 @@ def _bench(args: argparse.Namespace) -> None:
     print(json.dumps(paths))
 
 
+def _bench_speed(args: argparse.Namespace) -> None:
+    import platform
+    from pathlib import Path
+
+    import torch
+
+    from flm_core import speed
+    from flm_core.checkpoint import atomic_write_text
+    from flm_core.pipeline import load
+    from flm_core.train import use_bf16
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else
+              f"CPU {platform.processor() or platform.machine()}", "threads": torch.get_num_threads(),
+              "torch": torch.__version__, "sampling": [], "training": []}
+    for path in args.checkpoints:
+        pipe = load(path, device=args.device)
+        for steps in args.steps:
+            row = speed.sampler_overhead(pipe, args.batch, steps, args.repeats)
+            result["sampling"].append(row)
+            print(json.dumps(row))
+    bf16 = use_bf16(args.precision, device)
+    for kind in args.train_kinds:
+        row = speed.training_throughput(kind, args.train_preset, args.vocab_size, args.seq_len,
+                                        args.train_batch, args.train_steps, device, bf16)
+        result["training"].append(row)
+        print(json.dumps(row))
+    result["peak_memory_mb"] = speed.peak_memory_mb(device)
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from flm_core.data import DEFAULT_SEQ_LEN, DEFAULT_SOURCE, DEFAULT_VOCAB_SIZE
 
@@ -158,6 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None)
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("bench-speed", help="sampler overhead, trajectory cost, training throughput and MFU")
+    p.add_argument("--checkpoints", nargs="*", default=[], help="checkpoint dirs whose samplers to time")
+    p.add_argument("--steps", type=int, nargs="+", default=[1, 32])
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--train-kinds", nargs="*", default=["flm", "ar"], choices=["flm", "ar"])
+    p.add_argument("--train-preset", choices=sorted(MODEL_PRESETS), default="cpu")
+    p.add_argument("--train-batch", type=int, default=64)
+    p.add_argument("--train-steps", type=int, default=3, help="timed optimizer steps (after 2 warm-up)")
+    p.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE)
+    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--out", help="write the JSON results here")
+    p.set_defaults(func=_bench_speed)
 
     p = sub.add_parser("export", help="copy a run's inference checkpoint (fp16 weights, card, log)")
     p.add_argument("--checkpoint", required=True, help="run directory written by train")

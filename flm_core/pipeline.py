@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 from tokenizers import Tokenizer
 
+from flm_core import hub, released
 from flm_core.checkpoint import (CheckpointError, TOKENIZER_FILE, load_state_into, read_checkpoint)
 from flm_core.config import RunConfig
 from flm_core.models import build_network
@@ -100,8 +101,14 @@ class Pipeline:
 
 
 def load(path: str | Path, device: str = "cpu") -> Pipeline:
-    """Load a checkpoint directory (config.json + model.safetensors + tokenizer.json)."""
-    path = Path(path)
+    """Load a checkpoint directory (config.json + model.safetensors + tokenizer.json), a released FLM/FMLM
+    checkpoint (hub-mixin folder or Lightning .ckpt, see released.py), or a Hub repo id (cache first)."""
+    path = hub.resolve(path)
+    if released.is_released(path):
+        config, weights, tokenizer = released.read_released(path)
+        network = build_network(config.model)
+        load_state_into(network, weights, path)
+        return Pipeline(config, network, tokenizer, str(path), device)
     config, weights = read_checkpoint(path)
     try:
         tokenizer = load_tokenizer(path / TOKENIZER_FILE)

@@ -19,6 +19,7 @@ MASK = "<|mask|>"
 PAD = "<|pad|>"
 SPECIAL_TOKENS = (SEPARATOR, MASK, PAD)
 SEP_ID, MASK_ID, PAD_ID = 0, 1, 2
+FOREIGN_BOUNDARIES = ("[CLS]", "[SEP]", "<|endoftext|>")  # BERT (LM1B) and GPT-2 (OWT) line ends
 
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)  # every byte plus the special tokens
 MAX_VOCAB_SIZE = 65535  # ids are stored as uint16
@@ -66,17 +67,24 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
 
 
 def decode(tokenizer: Tokenizer, ids: Sequence[int]) -> str:
-    """Decode ids to text: SEPARATOR becomes "\\n", MASK and PAD are dropped."""
+    """Decode ids to text, one line per document or sentence.
+
+    Our tokenizers (SEPARATOR at id 0): SEPARATOR becomes "\\n", MASK and PAD are dropped.
+    Foreign tokenizers (the released checkpoints): BERT's [CLS] / [SEP] and GPT-2's <|endoftext|>
+    end a line, empty lines are dropped, and the other special tokens ([PAD], [MASK], ...) are skipped.
+    """
+    ours = tokenizer.token_to_id(SEPARATOR) == SEP_ID
+    boundaries = {SEP_ID} if ours else {tokenizer.token_to_id(t) for t in FOREIGN_BOUNDARIES} - {None}
     pieces, run = [], []
     for i in ids:
         i = int(i)
-        if i == SEP_ID:
+        if i in boundaries:
             pieces.append(tokenizer.decode(run, skip_special_tokens=True))
             run = []
         else:
             run.append(i)
     pieces.append(tokenizer.decode(run, skip_special_tokens=True))
-    return "\n".join(pieces)
+    return "\n".join(pieces if ours else [p for p in pieces if p.strip()])
 
 
 def one_hot(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:

@@ -1,0 +1,129 @@
+"""Speed figures measured as ratios inside one process (`python -m flm_core bench-speed`).
+
+- sampler overhead: wall time of an N-step generation / (N x the median time of one bare network
+  call on the same batch). 1.0 means the loop around the network costs nothing.
+- trajectory overhead: generation with record=True / without.
+- training throughput: tokens/s of full optimizer steps, and model FLOP utilisation against the
+  matmul peak of the same precision measured in the same process.
+- peak memory: resident set (CPU) or allocator peak (CUDA).
+"""
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from flm_core.config import MODEL_PRESETS, ModelConfig
+from flm_core.models import build_network
+from flm_core.objectives import ar_loss, flm_loss
+from flm_core.pipeline import Pipeline
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Median wall seconds of fn() after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """Measured GFLOP/s of a size^3 matrix product (2 size^3 FLOP) in `dtype`."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    seconds = median_seconds(lambda: a @ b, device, repeats)
+    return 2 * size ** 3 / seconds / 1e9
+
+
+@torch.inference_mode()
+def _bare_call(pipe: Pipeline, batch: int) -> Callable[[], torch.Tensor]:
+    """One network call of the pipeline's sampler on a representative input."""
+    net, k, l, dev = pipe.network, pipe.vocab_size, pipe.seq_len, pipe.device
+    s = torch.full((batch,), 0.5, device=dev)
+    if pipe.kind == "flm":
+        x = torch.randn(batch, l, k, device=dev)
+        return lambda: net(x, s)
+    if pipe.kind == "fmlm":
+        x = torch.randn(batch, l, k, device=dev)
+        return lambda: net(x, s, s)
+    ids = torch.randint(3, k, (batch, l), device=dev)
+    if pipe.kind == "mdlm":
+        return lambda: net(ids, s)
+    # AR: a sampler step is one cached call; time a whole cached pass and divide by L - 1 below.
+    def cached_pass():
+        logits, cache = net.forward_cached(ids[:, :1], None)
+        for i in range(1, l - 1):
+            logits, cache = net.forward_cached(ids[:, i:i + 1], cache)
+        return logits
+    return cached_pass
+
+
+def _generation_seconds(pipe: Pipeline, batch: int, steps: int, repeats: int, record: bool) -> float:
+    """Median Generation.seconds (sampling alone: no text decoding) after one warm-up run."""
+    pipe.generate(batch, steps, seed=0, record=record)
+    return statistics.median(pipe.generate(batch, steps, seed=0, record=record).seconds for _ in range(repeats))
+
+
+def sampler_overhead(pipe: Pipeline, batch: int, steps: int, repeats: int) -> dict:
+    """Generation time vs the bare network calls it makes, and the cost of recording a trajectory."""
+    dev = pipe.device
+    call = _bare_call(pipe, batch)
+    with torch.inference_mode():
+        per_call = median_seconds(call, dev, repeats)
+    nfe = pipe.sampler.num_steps(steps)
+    if pipe.kind == "ar":
+        per_call /= nfe
+    plain = _generation_seconds(pipe, batch, steps, repeats, record=False)
+    recorded = _generation_seconds(pipe, batch, steps, repeats, record=True)
+    return {"kind": pipe.kind, "checkpoint": pipe.path, "batch": batch, "steps": steps, "nfe": nfe,
+            "seconds_per_call": per_call, "seconds_generate": plain, "seconds_generate_recorded": recorded,
+            "overhead_ratio": plain / (nfe * per_call), "record_ratio": recorded / plain}
+
+
+def training_throughput(kind: str, preset: str, vocab_size: int, seq_len: int, batch: int, steps: int,
+                        device: torch.device, bf16: bool) -> dict:
+    """tokens/s of AdamW steps on random tokens, and FLOP utilisation vs the matmul peak."""
+    config = ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=kind == "ar", **MODEL_PRESETS[preset])
+    net = build_network(config).to(device)
+    loss_fn = ar_loss if kind == "ar" else flm_loss
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    tokens = torch.randint(3, vocab_size, (batch, seq_len), device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = loss_fn(net, tokens, generator)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    seconds = median_seconds(step, device, steps, warmup=2)
+    params = sum(p.numel() for p in net.parameters())
+    # 6 N per token for the dense layers plus attention scores and values: 12 * blocks * L * d.
+    flops_per_token = 6 * params + 12 * config.n_blocks * seq_len * config.hidden_size
+    achieved = flops_per_token * batch * seq_len / seconds / 1e9
+    peak = matmul_peak_gflops(device, torch.bfloat16 if bf16 else torch.float32)
+    return {"kind": kind, "preset": preset, "parameters": params, "batch": batch, "seq_len": seq_len,
+            "precision": "bf16" if bf16 else "fp32", "seconds_per_step": seconds,
+            "tokens_per_second": batch * seq_len / seconds, "achieved_gflops": achieved,
+            "matmul_peak_gflops": peak, "mfu": achieved / peak}
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

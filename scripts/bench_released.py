@@ -1,0 +1,108 @@
+"""CPU cost of the released model size: seconds for one-step FMLM, seconds per FLM (Euler) step, peak RSS.
+
+Random weights of the released shape (hidden 768, 12 blocks, 12 heads, cond 128, K = 30522, L = 128)
+are written in the released hub-mixin layout (config.json + model.safetensors), then each model is
+loaded with flm_core.load in a fresh process (so that its peak RSS is its own) and sampled with
+Pipeline.generate (noise, network, softmax and flow step included; load excluded). Prints one JSON object.
+
+    python scripts/bench_released.py [--batch-sizes 1 4] [--repeats 3] [--flm-steps 2]
+
+On a shared machine the minimum over repeats is the better estimate of the uncontended cost.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: flm_core
+
+RELEASED = dict(vocab_size=30522, seq_len=128, hidden_size=768, n_blocks=12, n_heads=12, cond_dim=128)
+
+
+def write_standin(folder: Path, kind: str) -> int:
+    """Released hub layout with N(0, 0.02^2) weights (norms 1); returns the parameter count."""
+    from safetensors.torch import save_file
+
+    from flm_core.config import ModelConfig
+    from flm_core.models import DiT
+
+    double = kind == "fmlm"
+    network = DiT(ModelConfig(double_time=double, learnable_loss_weighting=double, dropout=0.0, **RELEASED))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in network.named_parameters():
+            param.copy_(torch.ones_like(param) if "norm" in name else 0.02 * torch.randn(param.shape, generator=generator))
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(folder / "model.safetensors"))
+    config = {"algo": {"name": "flm_distill_double" if double else "flm", "causal_attention": False,
+                       "time_conditioning": True, "double_temb": double, "learnable_loss_weighting": double},
+              "model": {"hidden_size": 768, "cond_dim": 128, "length": 128, "n_blocks": 12, "n_heads": 12,
+                        "dropout": 0.1},
+              "data": {"tokenizer_name_or_path": "bert-base-uncased"}, "vocab_size": RELEASED["vocab_size"]}
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return sum(p.numel() for p in network.parameters())
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def measure(folder: Path, kind: str, batch_sizes: list[int], repeats: int, flm_steps: int) -> dict:
+    """Runs in its own process: load, warm up, then time generate() for each batch size."""
+    import flm_core
+
+    start = time.perf_counter()
+    pipe = flm_core.load(folder)
+    out = {"kind": pipe.kind, "load_seconds": round(time.perf_counter() - start, 2),
+           "rss_after_load_mb": round(peak_rss_mb())}
+    steps = 1 if kind == "fmlm" else flm_steps
+    pipe.generate(num_samples=1, steps=1, seed=0)  # warm-up (allocator, kernels)
+    for b in batch_sizes:
+        seconds = [pipe.generate(num_samples=b, steps=steps, seed=r).seconds for r in range(repeats)]
+        out[f"batch_{b}"] = {"steps": steps, "seconds_per_call": [round(s, 3) for s in seconds],
+                             "min_seconds": round(min(seconds), 3),
+                             "median_seconds": round(statistics.median(seconds), 3),
+                             "median_seconds_per_step": round(statistics.median(seconds) / steps, 3),
+                             "peak_rss_mb": round(peak_rss_mb())}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--flm-steps", type=int, default=2)
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "FOLDER"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, folder = args.child
+        print(json.dumps(measure(Path(folder), kind, args.batch_sizes, args.repeats, args.flm_steps)))
+        return
+    result = {"device": "cpu", "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "load_average_before": os.getloadavg(), "shape": RELEASED}
+    with tempfile.TemporaryDirectory(prefix="bench_released_") as tmp:
+        for kind in ("fmlm", "flm"):
+            folder = Path(tmp) / kind
+            result.setdefault("parameters", {})[kind] = write_standin(folder, kind)
+            child = subprocess.run([sys.executable, __file__, "--child", kind, str(folder), "--repeats",
+                                    str(args.repeats), "--flm-steps", str(args.flm_steps), "--batch-sizes",
+                                    *map(str, args.batch_sizes)], capture_output=True, text=True, check=True)
+            result[kind] = json.loads(child.stdout.strip().splitlines()[-1])
+            (folder / "model.safetensors").unlink()
+    result["load_average_after"] = os.getloadavg()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
