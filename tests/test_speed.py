@@ -1,0 +1,42 @@
+"""bench-speed: the ratios are computed from the right pieces and the CLI writes its JSON."""
+import json
+
+import pytest
+import torch
+
+from flm_core import load, speed
+from flm_core.cli import main
+
+
+def test_median_seconds_counts_calls_and_is_positive():
+    calls = []
+    seconds = speed.median_seconds(lambda: calls.append(1), torch.device("cpu"), repeats=3, warmup=2)
+    assert len(calls) == 5 and seconds >= 0
+
+
+def test_sampler_overhead_rows(flm_checkpoint):
+    pipe = load(flm_checkpoint)
+    row = speed.sampler_overhead(pipe, batch=2, steps=4, repeats=2)
+    assert row["nfe"] == 4 and row["kind"] == "flm"
+    assert row["overhead_ratio"] == pytest.approx(row["seconds_generate"] / (4 * row["seconds_per_call"]))
+    assert row["record_ratio"] == pytest.approx(row["seconds_generate_recorded"] / row["seconds_generate"])
+
+
+def test_training_throughput_figures_are_consistent():
+    row = speed.training_throughput("flm", "tiny", vocab_size=64, seq_len=8, batch=4, steps=1,
+                                    device=torch.device("cpu"), bf16=False)
+    assert row["tokens_per_second"] == pytest.approx(32 / row["seconds_per_step"])
+    assert row["mfu"] == pytest.approx(row["achieved_gflops"] / row["matmul_peak_gflops"])
+    assert 0 < row["mfu"] < 1
+
+
+def test_bench_speed_cli_writes_json(flm_checkpoint, tmp_path):
+    out = tmp_path / "speed.json"
+    code = main(["bench-speed", "--checkpoints", str(flm_checkpoint), "--steps", "2", "--batch", "2",
+                 "--repeats", "1", "--train-kinds", "ar", "--train-preset", "tiny", "--vocab-size", "64",
+                 "--seq-len", "8", "--train-batch", "2", "--train-steps", "1", "--precision", "fp32",
+                 "--out", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert [r["steps"] for r in result["sampling"]] == [2]
+    assert result["training"][0]["kind"] == "ar" and result["peak_memory_mb"] > 0
