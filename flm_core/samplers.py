@@ -64,7 +64,8 @@ class FlowSampler:
         s, t = plan["t"][i].expand(b), plan["t"][i + 1].expand(b)
         logits = self.network(x, s, t) if self.two_times else self.network(x, s)
         delta = torch.softmax(logits, dim=-1)
-        x_next = flow_map_step(x, delta, plan["g"][i], plan["g"][i + 1])
+        last = i == len(plan["t_host"]) - 2  # lands on g = 1, where X_{s,1}(x) = delta exactly
+        x_next = delta if last else flow_map_step(x, delta, plan["g"][i], plan["g"][i + 1])
         return x_next, Step(delta, plan["t_host"][i], plan["g_host"][i])
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ class Trajectory:
     top_probs: torch.Tensor  # (S, B, L, k) float32
     entropy: torch.Tensor  # (S, B, L) nats
     state_at_top: torch.Tensor  # (S, B, L, k) state's coordinate at top_ids (dense states only, else NaN)
+    state_argmax: torch.Tensor  # (S, B, L) argmax of the dense input state (-1 for discrete states)
     prediction_sketch: torch.Tensor  # (S, B, L, SKETCH_DIM) probabilities @ P
     state_sketch: torch.Tensor  # (S, B, L, SKETCH_DIM) dense state @ P (NaN for discrete states)
     pending: torch.Tensor  # (S, B, L) bool: position still masked / not yet generated at that step
@@ -61,6 +62,7 @@ class Recorder:
                             top_ids=torch.full((batch, seq_len, k), -1, dtype=torch.long),
                             top_probs=torch.zeros(batch, seq_len, k), entropy=torch.full((batch, seq_len), nan),
                             state_at_top=torch.full((batch, seq_len, k), nan),
+                            state_argmax=torch.full((batch, seq_len), -1, dtype=torch.long),
                             prediction_sketch=torch.full((batch, seq_len, SKETCH_DIM), nan),
                             state_sketch=torch.full((batch, seq_len, SKETCH_DIM), nan))
         self.rows: list[dict[str, torch.Tensor]] = []
@@ -81,6 +83,7 @@ class Recorder:
                      prediction_sketch=probs.float() @ projection)
         if state is not None:
             fresh["state_at_top"] = state.gather(-1, top_ids).float()
+            fresh["state_argmax"] = state.argmax(-1)
             fresh["state_sketch"] = state.float() @ projection
         for name, value in fresh.items():
             self.current[name][:, span] = value.cpu()

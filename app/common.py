@@ -1,0 +1,167 @@
+"""Streamlit glue shared by the pages: checkpoint catalog, cached models, the run store, errors."""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import streamlit as st
+import torch
+
+import flm_core
+from flm_core.schedule import alpha_from_gamma
+from app import analysis
+from app.analysis import CheckpointInfo, KIND_LABEL
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MAX_RUNS = 12  # runs kept in the session (each holds its trajectory)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: one st.error line, never a traceback
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def guard(what: str):
+    """Show failures inside the block as st.error; flm_core raises ValueError subclasses with one line."""
+    try:
+        yield
+    except ValueError as err:
+        st.error(f"{what}: {analysis.one_line(err)}", icon="⚠️")
+    except Exception as err:  # noqa: BLE001 - the app must never show a traceback
+        st.error(f"{what} failed ({type(err).__name__}): {analysis.one_line(err)}", icon="⚠️")
+
+
+# --------------------------------------------------------------------------------------------
+# Presentation mode
+# --------------------------------------------------------------------------------------------
+def big() -> bool:
+    """Presentation mode: large type and auto-play."""
+    return bool(st.session_state.get("presentation", False))
+
+
+def apply_style() -> None:
+    css = """
+    <style>
+    .block-container {padding-top: 2.2rem;}
+    div[data-testid="stMetricValue"] {font-size: 1.5rem;}
+    </style>"""
+    if big():  # Streamlit sizes everything in rem, so a larger root font scales the whole page
+        css += """
+        <style>
+        html {font-size: 22px !important;}
+        .block-container {max-width: 100% !important; padding-left: 2rem; padding-right: 2rem;}
+        </style>"""
+    st.html(css)
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints and models
+# --------------------------------------------------------------------------------------------
+def catalog() -> list[CheckpointInfo]:
+    """All checkpoints: $FLM_EXPLORER_CHECKPOINTS (default ./checkpoints) plus user-added paths."""
+    roots = analysis.checkpoint_roots(repo_root=REPO_ROOT)
+    return analysis.scan_checkpoints(roots, st.session_state.get("extra_paths", []))
+
+
+def usable(infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
+    return [c for c in infos if c.error is None]
+
+
+def benchmarks_path() -> Path:
+    """$FLM_EXPLORER_BENCHMARKS, else benchmarks.json in the first checkpoint folder."""
+    explicit = os.environ.get(analysis.ENV_BENCHMARKS)
+    if explicit:
+        return Path(explicit)
+    return analysis.checkpoint_roots(repo_root=REPO_ROOT)[0] / "benchmarks.json"
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading model…")
+def load_pipeline(path: str, mtime: float):
+    """flm_core.load, once per (path, file time); warms the schedule table so the first click is fast."""
+    pipe = flm_core.load(path)
+    if pipe.kind in ("flm", "fmlm"):
+        alpha_from_gamma(torch.tensor([0.5]), pipe.vocab_size)  # builds the cached alpha/gamma table
+    if pipe.kind == "ar":  # one forward pass warms torch's kernels (a full AR run would take L-1 calls)
+        pipe.logits(torch.zeros(1, 2, dtype=torch.long), 0.0)
+    else:
+        pipe.generate(1, 1, 0, record=True)
+    return pipe
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def token_table(path: str, mtime: float) -> list[str]:
+    """Printable string of every token id of a checkpoint's tokenizer."""
+    pipe = load_pipeline(path, mtime)
+    return analysis.token_strings(pipe.tokenizer, pipe.vocab_size)
+
+
+def pipeline_for(info: CheckpointInfo):
+    return load_pipeline(info.path, info.mtime)
+
+
+# --------------------------------------------------------------------------------------------
+# Runs kept in the session (scrubbing never reruns a model)
+# --------------------------------------------------------------------------------------------
+def run_store() -> "OrderedDict[str, dict]":
+    return st.session_state.setdefault("runs", OrderedDict())
+
+
+def run_key(info: CheckpointInfo, steps: int, seed: int, n: int) -> str:
+    return f"{info.path}|{info.mtime:.0f}|{steps}|{seed}|{n}"
+
+
+def run_label(run: dict) -> str:
+    gen = run["gen"]
+    return (f"{KIND_LABEL.get(run['kind'], run['kind'])} · {run['name']} · {gen.steps} step{'s' if gen.steps != 1 else ''}"
+            f" · seed {run['seed']}"
+            f" · {run['n']} sample{'s' if run['n'] > 1 else ''}")
+
+
+def execute(info: CheckpointInfo, steps: int, seed: int, n: int,
+            progress: Callable[[int, int], None] | None = None) -> dict:
+    """Run the model for real (record=True) and keep the run under its key; raises ValueError on bad input."""
+    pipe = pipeline_for(info)
+    gen = pipe.generate(int(n), int(steps), int(seed), record=True, progress=progress)
+    run = {"id": run_key(info, steps, seed, n), "name": info.name, "path": info.path, "kind": pipe.kind,
+           "steps": int(steps), "seed": int(seed), "n": int(n), "gen": gen, "created": time.time(),
+           "vocab_size": pipe.vocab_size, "seq_len": pipe.seq_len, "mtime": info.mtime, "derived": {}}
+    store = run_store()
+    store.pop(run["id"], None)
+    store[run["id"]] = run
+    while len(store) > MAX_RUNS:
+        store.popitem(last=False)
+    history = st.session_state.setdefault("history", [])
+    history.append({"model": info.name, "kind": pipe.kind, "steps": gen.steps, "nfe": gen.nfe, "num_samples": n,
+                    "seconds": gen.seconds, "seconds_per_sample": gen.seconds / max(n, 1), "device": gen.device,
+                    "tokens_per_second": gen.tokens_per_second})
+    return run
+
+
+def progress_reporter(bar, label: str, min_interval: float = 0.15) -> Callable[[int, int], None]:
+    """A flm_core progress callback that updates an st.progress bar at most every `min_interval` s."""
+    state = {"last": 0.0, "start": time.perf_counter()}
+
+    def report(i: int, n: int) -> None:
+        now = time.perf_counter()
+        if i == n or now - state["last"] >= min_interval:
+            state["last"] = now
+            bar.progress(min(1.0, i / max(n, 1)), text=f"{label}: step {i}/{n} · {now - state['start']:.1f} s")
+
+    return report
+
+
+def checkpoint_selector(label: str, infos: list[CheckpointInfo], key: str, kinds: tuple[str, ...] | None = None,
+                        default_kind: str | None = None) -> CheckpointInfo | None:
+    """A selectbox over usable checkpoints (optionally of some kinds)."""
+    options = [c for c in usable(infos) if kinds is None or c.kind in kinds]
+    if not options:
+        return None
+    by_path = {c.path: c for c in options}
+    index = next((i for i, c in enumerate(options) if c.kind == default_kind), 0)
+    if st.session_state.get(key) not in by_path:
+        st.session_state.pop(key, None)
+    choice = st.selectbox(label, list(by_path), index=index, format_func=lambda p: by_path[p].label, key=key)
+    return by_path.get(choice, options[index])

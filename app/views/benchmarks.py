@@ -1,0 +1,36 @@
+"""Benchmarks: Gen PPL vs time per sample from checkpoints/benchmarks.json, plus this session's runs."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app import analysis, charts, common
+
+big = common.big()
+st.title("Benchmarks")
+path = common.benchmarks_path()
+rows, message = analysis.read_benchmarks(path)
+session = st.session_state.get("history", [])
+
+st.caption(f"From `{path}` (written by `python -m flm_core bench`), plus the runs you made in this session "
+           "(their timing only: no PPL is computed in the app).")
+if message:
+    st.info(f"{message.capitalize() if message == 'no benchmark yet' else message} — run `python -m flm_core bench` "
+            f"to create {path.name}.")
+
+if rows or session:
+    st.plotly_chart(charts.benchmark_figure(rows, session, big=big), key="chart_bench")
+if rows:
+    st.subheader("Quality and diversity")
+    columns = [c for c in analysis.BENCH_FIELDS if any(r.get(c) is not None for r in rows)]
+    st.dataframe([{c: r.get(c) for c in columns} for r in rows], hide_index=True,
+                 column_config={"gen_ppl": st.column_config.NumberColumn("Gen PPL", format="%.1f"),
+                                "seconds_per_sample": st.column_config.NumberColumn("s / sample", format="%.4f"),
+                                "entropy": st.column_config.NumberColumn("entropy", format="%.2f"),
+                                "mauve": st.column_config.NumberColumn("MAUVE", format="%.3f"),
+                                "memorization": st.column_config.NumberColumn("memorization", format="%.3f"),
+                                "word_validity": st.column_config.NumberColumn("word validity", format="%.3f")})
+if session:
+    st.subheader("Your runs this session")
+    st.dataframe(session, hide_index=True)
+elif not rows:
+    st.caption("Generate something on the Generate page to see its timing here.")

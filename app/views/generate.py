@@ -1,0 +1,152 @@
+"""Generate (home): run models side by side on a shared seed, with live timing and an FLM/FMLM diff."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app import analysis, charts, common, render
+from app.analysis import KIND_LABEL, STEP_CHOICES
+
+DEFAULT_STEPS = {"fmlm": 1, "flm": 32, "mdlm": 32, "ar": 1}
+MAX_SAMPLES = 16
+
+big = common.big()
+st.title("Generate")
+st.caption("Real runs of the checkpoints, side by side from the same seed. FMLM writes the whole sequence in "
+           "one network call; FLM integrates the flow with many Euler steps; MDLM unmasks step by step; "
+           "AR writes one token per call.")
+
+infos = common.usable(common.catalog())
+if not infos:
+    st.info("No checkpoints yet. Put checkpoint folders under `checkpoints/` (or set FLM_EXPLORER_CHECKPOINTS), "
+            "e.g. `python -m flm_core train fmlm ...`, or add a folder in the sidebar.")
+    st.stop()
+
+by_path = {c.path: c for c in infos}
+defaults, seen = [], set()
+for c in infos:  # one checkpoint of each of FMLM and FLM by default
+    if c.kind in ("fmlm", "flm") and c.kind not in seen:
+        defaults.append(c.path)
+        seen.add(c.kind)
+if any(p not in by_path for p in st.session_state.get("models", [])):  # drop vanished checkpoints
+    st.session_state["models"] = [p for p in st.session_state["models"] if p in by_path]
+
+top = st.columns([3, 1, 1])
+chosen = top[0].multiselect("Models", list(by_path), default=defaults or [infos[0].path],
+                            format_func=lambda p: by_path[p].label, key="models")
+num_samples = top[1].number_input("Samples", min_value=1, max_value=MAX_SAMPLES, value=2, step=1, key="num_samples")
+seed = top[2].number_input("Seed (shared)", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed")
+
+lanes = [by_path[p] for p in chosen]
+steps: dict[str, int] = {}
+if lanes:
+    cols = st.columns(len(lanes))
+    for col, info in zip(cols, lanes):
+        with col:
+            if info.kind == "ar":
+                st.markdown(f"**{info.label}**")
+                st.caption(f"AR: fixed at L-1 = {info.seq_len - 1} network calls (one per token); no step choice.")
+                steps[info.path] = 1
+            else:
+                steps[info.path] = st.select_slider(
+                    f"Steps · {info.label}", options=STEP_CHOICES, value=DEFAULT_STEPS.get(info.kind, 32),
+                    key=f"steps::{info.path}", help="Network calls (log scale, 1 to 1024).")
+
+st.text_input("Prompt / fixed tokens", disabled=True, key="prompt",
+              placeholder="coming: prefix conditioning",
+              help="flm_core has no conditioning yet; this control stays off rather than fake it.")
+st.caption("Prompt: **coming: prefix conditioning** — the models are unconditional for now.")
+
+clicked = st.button("Generate", type="primary", disabled=not lanes, key="generate", icon=":material/bolt:")
+
+
+def show_lane(run: dict) -> None:
+    """Timing and texts of one finished run."""
+    gen = run["gen"]
+    st.markdown(f"#### {KIND_LABEL.get(run['kind'], run['kind'])} · {run['name']}")
+    a, b = st.columns(2)
+    a.metric("Wall time", f"{1e3 * gen.seconds:.0f} ms" if gen.seconds < 10 else f"{gen.seconds:.1f} s")
+    b.metric("NFE", f"{gen.nfe}")
+    st.caption(f"{gen.tokens_per_second:,.0f} tokens/s · {gen.steps} step{'s' if gen.steps != 1 else ''} · device `{gen.device}` · "
+               f"{run['n']} × {run['seq_len']} tokens")
+    st.html(render.texts_html(gen.texts, run["kind"], big=big, run=f"{run['created']:.6f}"))
+
+
+def show_summary(runs: list[dict]) -> None:
+    """Speedups of FMLM over the other lanes, a timing chart and the FLM/FMLM token diff."""
+    lane_info = [{"name": r["name"], "kind": r["kind"], "seconds": r["gen"].seconds, "nfe": r["gen"].nfe,
+                  "n": r["n"]} for r in runs]
+    ups = analysis.speedups(lane_info)
+    if ups:
+        st.subheader("FMLM speedup")
+        cols = st.columns(len(ups))
+        for col, up in zip(cols, ups):
+            col.metric(f"vs {KIND_LABEL.get(up['kind'], up['kind'])} · {up['name']}", f"{up['time_ratio']:.1f}× faster",
+                       f"{up['nfe_ratio']:.0f}× fewer network calls", delta_color="off")
+    if len(runs) > 1:
+        st.plotly_chart(charts.timing_figure(lane_info, big=big), key="timing_chart")
+    flm = next((r for r in runs if r["kind"] == "flm"), None)
+    fmlm = next((r for r in runs if r["kind"] == "fmlm"), None)
+    if flm and fmlm:
+        st.subheader("FLM vs FMLM: token agreement")
+        if (flm["vocab_size"], flm["seq_len"], flm["n"]) != (fmlm["vocab_size"], fmlm["seq_len"], fmlm["n"]):
+            st.info("These two checkpoints differ in vocabulary or length, so their tokens cannot be compared.")
+            return
+        diff = analysis.token_diff(flm["gen"].tokens.numpy(), fmlm["gen"].tokens.numpy())
+        st.metric("Positions where FMLM's one jump matches the FLM ODE", f"{100 * diff['agreement']:.1f} %")
+        st.caption("Same seed ⇒ both flows start from the same Gaussian noise, so this measures how faithfully the "
+                   f"distilled flow map ({fmlm['gen'].steps} step) reproduces the FLM's {flm['gen'].steps}-step path.")
+        sample = 0
+        if flm["n"] > 1:
+            sample = st.selectbox("Sample", range(flm["n"]), key="diff_sample",
+                                  format_func=lambda i: f"#{i} · {100 * diff['per_sample'][i]:.0f} % agree")
+        tokens = common.token_table(fmlm["path"], fmlm["mtime"])
+        st.html(render.diff_html(flm["gen"].tokens[sample].tolist(), fmlm["gen"].tokens[sample].tolist(), tokens,
+                                 labels=(f"FLM · {flm['name']}", f"FMLM · {fmlm['name']}")))
+
+
+# Warm the chosen models before any click, so the click measures generation only.
+for info in lanes:
+    with common.guard(f"Loading {info.label}"):
+        common.pipeline_for(info)
+
+results = st.container()
+if clicked:
+    st.session_state["batch"] = []
+    st.session_state.pop("batch_errors", None)
+    cols = results.columns(len(lanes))
+    slots = {info.path: col.empty() for info, col in zip(lanes, cols)}
+    # Cheapest lane first: the one-step FMLM text is on screen before the long runs finish.
+    order = sorted(lanes, key=lambda c: (c.seq_len - 1) if c.kind == "ar" else steps[c.path])
+    errors = []
+    for info in order:
+        with slots[info.path].container():
+            bar = st.progress(0.0, text=f"{info.label}: starting…")
+            try:
+                run = common.execute(info, steps[info.path], seed, num_samples,
+                                     progress=common.progress_reporter(bar, info.label))
+            except Exception as err:  # noqa: BLE001 - one line, no traceback
+                errors.append(f"{info.label}: {analysis.one_line(err)}")
+                bar.empty()
+                st.error(errors[-1])
+                continue
+            bar.empty()
+            st.session_state["batch"].append(run["id"])
+        with slots[info.path].container():
+            show_lane(run)
+    st.session_state["batch_errors"] = errors
+    done = [common.run_store()[i] for i in st.session_state["batch"] if i in common.run_store()]
+    with results:
+        show_summary(done)
+elif st.session_state.get("batch"):
+    store = common.run_store()
+    done = [store[i] for i in st.session_state["batch"] if i in store]
+    with results:
+        if done:
+            cols = st.columns(len(done))
+            for col, run in zip(cols, done):
+                with col:
+                    show_lane(run)
+        for message in st.session_state.get("batch_errors", []):
+            st.error(message)
+        show_summary(done)
+        st.caption("Open **Trajectory** in the sidebar to scrub through these runs step by step.")

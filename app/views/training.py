@@ -1,0 +1,53 @@
+"""Training: loss curves of each checkpoint from its metrics.jsonl."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from flm_core.train import training_log
+from app import analysis, charts, common
+
+big = common.big()
+st.title("Training")
+st.caption("Each checkpoint's metrics.jsonl (`flm_core.train.training_log`): solid = train, dashed = validation. "
+           "FLM/MDLM/AR report the per-token NLL; FMLM distillation reports its consistency KL.")
+
+infos = common.usable(common.catalog())
+if not infos:
+    st.info("No checkpoints found.")
+    st.stop()
+
+by_path = {c.path: c for c in infos}
+chosen = st.multiselect("Checkpoints", list(by_path), default=list(by_path), format_func=lambda p: by_path[p].label,
+                        key="train_ckpts")
+logs: dict[str, list[dict]] = {}
+for p in chosen:
+    with common.guard(f"Reading {by_path[p].name}/metrics.jsonl"):
+        records = training_log(p)
+        if records:
+            logs[by_path[p].label] = records
+
+if not logs:
+    st.info("None of the chosen checkpoints has a metrics.jsonl yet.")
+    st.stop()
+
+keys = []
+for records in logs.values():
+    keys += [k for k in analysis.numeric_keys(records) if k not in keys]
+default = [k for k in analysis.LOSS_KEYS if k in keys] or keys[:1]
+metrics = st.multiselect("Metrics", keys, default=default, key="train_metrics")
+st.plotly_chart(charts.training_figure(logs, metrics, big=big), key="chart_training")
+
+summary = []
+for label, records in logs.items():
+    last = {split: next((r for r in reversed(records) if r.get("split") == split), {}) for split in ("train", "val")}
+    summary.append({"checkpoint": label, "steps": max((r.get("step", 0) for r in records), default=0),
+                    **{f"{split} {m}": last[split].get(m) for split in ("train", "val") for m in metrics}})
+st.dataframe(summary, hide_index=True)
+
+for p in chosen:
+    card = Path(p) / "README.md"
+    if card.is_file():
+        with st.expander(f"Model card · {by_path[p].name}"):
+            st.markdown(card.read_text(encoding="utf-8", errors="replace"))

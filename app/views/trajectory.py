@@ -1,0 +1,261 @@
+"""Trajectory: scrub through one recorded run step by step (never reruns the model)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from flm_core.schedule import decoding_error
+from flm_core.trajectory import sketch_matrix
+from app import analysis, charts, common, render
+from app.analysis import KIND_LABEL, STEP_CHOICES
+
+PLAY_INTERVAL = 0.7  # seconds per frame while playing
+GIF_FRAMES = 40
+GRID_COLUMNS = 96  # recorded steps drawn in the argmax grid
+VIEWS = ("Text", "Argmax grid", "Superposition", "Simplex", "Decoding error", "Map")
+
+big = common.big()
+st.title("Trajectory")
+st.caption("One run, step by step. Runs come from the Generate page or from the form below; moving the step "
+           "slider only redraws what the run recorded (flm_core's Trajectory), it never calls the model again.")
+
+infos = common.usable(common.catalog())
+store = common.run_store()
+
+with st.expander("New run", expanded=not store):
+    if not infos:
+        st.info("No checkpoints found: add one in the sidebar or under checkpoints/.")
+    else:
+        info = common.checkpoint_selector("Checkpoint", infos, key="traj_new_ckpt", default_kind="flm")
+        c1, c2, c3 = st.columns(3)
+        new_steps = c1.select_slider("Steps", STEP_CHOICES, value=32, key="traj_new_steps",
+                                     disabled=info is not None and info.kind == "ar")
+        new_n = c2.number_input("Samples", 1, 16, 1, key="traj_new_n")
+        new_seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="traj_new_seed")
+        if info is not None and info.kind == "ar":
+            st.caption(f"AR: fixed at L-1 = {info.seq_len - 1} network calls.")
+        if st.button("Run and record", key="traj_new_run") and info is not None:
+            bar = st.progress(0.0, text="starting…")
+            with common.guard(f"Running {info.label}"):
+                run = common.execute(info, new_steps, new_seed, new_n,
+                                     progress=common.progress_reporter(bar, info.label))
+                st.session_state["traj_run"] = run["id"]
+            bar.empty()
+
+store = common.run_store()
+if not store:
+    st.info("No recorded run yet: press **Generate** on the Generate page or use **New run** above.")
+    st.stop()
+
+ids = list(store)[::-1]  # newest first
+if st.session_state.get("traj_run") not in store:
+    st.session_state["traj_run"] = ids[0]
+run_id = st.selectbox("Run", ids, format_func=lambda i: common.run_label(store[i]), key="traj_run")
+run = store[run_id]
+gen = run["gen"]
+traj = gen.trajectory
+if traj is None:
+    st.error("This run was made without a trajectory record.")
+    st.stop()
+
+derived = run["derived"]
+if "arrays" not in derived:
+    arrays = analysis.to_numpy(traj)
+    gamma = arrays["gamma"].astype(float)
+    derived["arrays"] = arrays
+    derived["argmax_not_final"] = analysis.not_final_share(arrays["argmax"], arrays["final_tokens"])
+    derived["pending"] = analysis.pending_share(arrays["pending"])
+    # Flow models: the prediction's argmax is what becomes the text. Discrete models sample their tokens and
+    # keep them, so a position is final exactly when it is no longer masked / still to generate.
+    derived["not_final"] = derived["pending"] if run["kind"] in ("mdlm", "ar") else derived["argmax_not_final"]
+    derived["theory"] = (decoding_error(torch.tensor(gamma), run["vocab_size"]).numpy()
+                         if np.isfinite(gamma).all() else None)
+arrays = derived["arrays"]
+tokens = common.token_table(run["path"], run["mtime"])
+discrete = run["kind"] in ("mdlm", "ar")
+S = len(arrays["step"])
+L = run["seq_len"]
+
+c1, c2, _ = st.columns([1, 1, 2])
+sample = c1.selectbox("Sample", range(run["n"]), key=f"traj_sample::{run_id}") if run["n"] > 1 else 0
+position = c2.number_input("Position (simplex view)", 0, L - 1, min(5, L - 1), key=f"traj_pos::{run_id}")
+views = st.pills("Views", VIEWS, selection_mode="multi", default=list(VIEWS), key="traj_views")
+st.caption(f"{KIND_LABEL.get(run['kind'], run['kind'])} · {gen.steps} step{'s' if gen.steps != 1 else ''}, {S} recorded · NFE {gen.nfe} · "
+           f"{gen.seconds:.3f} s on {gen.device} · K={run['vocab_size']} · L={L}")
+
+# Exports (built lazily, on click).
+e1, e2, _ = st.columns([1, 1, 1])
+meta = {"checkpoint": run["path"], "seed": run["seed"], "num_samples": run["n"]}
+e1.download_button("Export run (JSON)", data=lambda: analysis.export_run(meta, gen), file_name=
+                   f"{run['name']}_{gen.steps}steps_seed{run['seed']}.json", mime="application/json",
+                   key="export_json", on_click="ignore")
+
+
+def gif_bytes() -> bytes:
+    label = f"{KIND_LABEL.get(run['kind'], run['kind'])} · {run['name']}"
+    return render.gif_frames(analysis.denoising_frames(arrays, sample, tokens, discrete, label, gen.steps, gen.nfe,
+                                                       GIF_FRAMES))
+
+
+e2.download_button("Denoising GIF (slides)", data=gif_bytes, file_name=f"{run['name']}_denoising.gif",
+                   mime="image/gif", key="export_gif", on_click="ignore")
+
+# Play state: presentation mode starts playing each newly opened run once.
+slider_key = f"traj_step::{run_id}::{sample}"
+if big and st.session_state.get("autoplayed") != run_id:
+    st.session_state["autoplayed"] = run_id
+    st.session_state["playing"] = S > 1
+    st.session_state[slider_key] = 0
+playing = bool(st.session_state.get("playing", False)) and S > 1
+
+
+def toggle_play() -> None:
+    now = not st.session_state.get("playing", False)
+    st.session_state["playing"] = now
+    if now and st.session_state.get(slider_key, S - 1) >= S - 1:
+        st.session_state[slider_key] = 0
+
+
+@st.fragment(run_every=PLAY_INTERVAL if playing else None)
+def scrubber() -> None:
+    if bool(st.session_state.get("playing", False)) != playing:
+        st.rerun()  # arm or disarm the play timer (needs a full run)
+    idx = int(st.session_state.get(slider_key, S - 1))
+    if playing:
+        idx = min(idx + 1, S - 1) if idx < S - 1 else idx
+        st.session_state[slider_key] = idx
+        if idx >= S - 1:
+            st.session_state["playing"] = False
+    elif slider_key not in st.session_state:
+        st.session_state[slider_key] = S - 1
+    left, right = st.columns([1, 5], vertical_alignment="bottom")
+    left.button("Pause" if playing else "Play", icon=":material/pause:" if playing else ":material/play_arrow:",
+                on_click=toggle_play, key="play_button", disabled=S < 2)
+    if S > 1:
+        idx = right.select_slider("Step", options=list(range(S)), key=slider_key,
+                                  format_func=lambda i: f"{int(arrays['step'][i]) + 1}")
+    else:
+        right.markdown("**One step**: the whole sequence comes from a single network call.")
+        idx = 0
+    t, g = float(arrays["t"][idx]), float(arrays["gamma"][idx])
+    share = float(derived["not_final"][idx])
+    stats = f"step {int(arrays['step'][idx]) + 1}/{gen.steps} · model time t = {t:.3f}"
+    stats += f" · noise level g = {g:.3f}" if np.isfinite(g) else ""
+    if discrete:
+        stats += (f" · not decided yet (masked / to generate): {100 * share:.0f} % of positions"
+                  f" · prediction argmax ≠ final token: {100 * float(derived['argmax_not_final'][idx]):.0f} %")
+    else:
+        stats += f" · argmax ≠ final at {100 * share:.0f} % of positions"
+    st.markdown(stats)
+
+    if "Text" in views:
+        view = analysis.step_view(arrays, sample, idx, discrete)
+        st.html(render.step_text_html(view["ids"], view["confidence"], view["changed"], view["pending"], tokens,
+                                      big=big))
+        st.caption("Flow models: the prediction's argmax at this step (faint = unsure, orange = changed since the "
+                   "previous recorded step). MDLM / AR: the state itself (░ = still masked / not generated).")
+
+    if "Argmax grid" in views:
+        grid_key = ("grid", sample)
+        if grid_key not in derived:  # at most GRID_COLUMNS evenly spaced recorded steps keep scrubbing light
+            cols = np.asarray(analysis.frame_indices(S, GRID_COLUMNS))
+            am = arrays["argmax"][cols, sample]
+            derived[grid_key] = dict(cols=cols, argmax=am, confidence=arrays["top_probs"][cols, sample, :, 0],
+                                     changes=analysis.argmax_changes(am), pending=arrays["pending"][cols, sample])
+        grid = derived[grid_key]
+        column = int(np.searchsorted(grid["cols"], idx, side="right") - 1)
+        st.plotly_chart(charts.argmax_grid(grid["argmax"], grid["confidence"],
+                                           (arrays["step"][grid["cols"]] + 1).tolist(), tokens, grid["changes"],
+                                           grid["pending"], current=max(column, 0), big=big), key="chart_grid")
+        if len(grid["cols"]) < S:
+            st.caption(f"{len(grid['cols'])} of the {S} recorded steps shown, evenly spaced; ✕ marks an argmax "
+                       "change since the previous shown column.")
+
+    if "Superposition" in views:
+        st.markdown("**Superposition** — each position's top candidates at this step, opacity ∝ √probability; "
+                    "the final token is underlined in red, the top-1 is bold.")
+        st.html(render.superposition_html(arrays["top_ids"][idx, sample], arrays["top_probs"][idx, sample], tokens,
+                                          arrays["final_tokens"][sample], arrays["pending"][idx, sample], big=big))
+
+    if "Simplex" in views or "Map" in views:
+        cols = st.columns(2) if ("Simplex" in views and "Map" in views) else [st.container()]
+        col_iter = iter(cols)
+        if "Simplex" in views:
+            with next(col_iter):
+                final_id = int(arrays["final_tokens"][sample, position])
+                pred = analysis.ternary_path(arrays["top_ids"][:, sample, position],
+                                             arrays["top_probs"][:, sample, position], final_id)
+                state = None if discrete else analysis.state_ternary(
+                    arrays["top_ids"][:, sample, position], arrays["state_at_top"][:, sample, position], final_id)
+                st.plotly_chart(charts.simplex_figure(pred, arrays["t"], current=idx, state=state,
+                                                      jump=gen.steps == 1 and not discrete,
+                                                      labels=(f"final “{tokens[final_id].strip() or tokens[final_id]}”",
+                                                              "runner-up"), big=big), key="chart_simplex")
+                notes = [f"Position {position}: mass of the prediction on its final token, on the most likely other "
+                         "token (runner-up) and on everything else, one marker per recorded step (colour = t)."]
+                if pred["bound"].any():
+                    notes.append(f"▽ markers ({int(pred['bound'].sum())} steps): the final token was outside the "
+                                 "recorded top-8, so its mass is drawn at the 8th probability, an upper bound.")
+                if state is not None:
+                    notes.append("Cyan: the noisy state x_g itself, softmax-free — its own coordinates at the recorded "
+                                 "candidates, shifted by the smallest and normalised to sum 1 (final / largest other /"
+                                 " remaining candidates); shown at steps where the final token is a candidate.")
+                if gen.steps == 1 and not discrete:
+                    notes.append("One step: FMLM jumps from pure noise (no information, the 'rest' corner) to its "
+                                 "answer in a single network call.")
+                if discrete:
+                    notes.append("Discrete model: the state is a token or a mask, so only the prediction is drawn.")
+                st.caption(" ".join(notes))
+        if "Map" in views:
+            with next(col_iter):
+                methods = ["PCA"] + (["UMAP"] if _has_umap() else [])
+                method = st.radio("Projection", methods, horizontal=True, key="map_method",
+                                  help="PCA is instant. UMAP (umap-learn) is slow: its first use compiles for about "
+                                       "a minute on a laptop CPU.") if len(methods) > 1 else "PCA"
+                map_key = ("map", sample, method)
+                if map_key not in derived:
+                    with st.spinner(f"{method} of {S * L} sketches…"):
+                        derived[map_key] = analysis.sketch_map(
+                            arrays["prediction_sketch"][:, sample], arrays["final_tokens"][sample],
+                            sketch_matrix(run["vocab_size"]).numpy(), method=method.lower())
+                m = derived[map_key]
+                st.plotly_chart(charts.sketch_map_figure(m["points"], m["vertices"], arrays["t"], current=idx,
+                                                         highlight=int(position), method=method, big=big),
+                                key="chart_map")
+                note = ""
+                if not m["embedded"].all():
+                    note = (f" UMAP is slow, so it places {int(m['embedded'].sum())} evenly spaced recorded steps; "
+                            "other steps have no point.")
+                st.caption("Every position's prediction, as its fixed random 8-D sketch p·P (flm_core.trajectory), "
+                           "projected to 2-D; ✕ = the vertex P[final token] each position converges to. The red "
+                           "track is the simplex view's position." + note)
+
+    if "Decoding error" in views:
+        if discrete:
+            fig = charts.decoding_error_figure(arrays["t"], arrays["gamma"], derived["not_final"], current=idx,
+                                               pending=derived["argmax_not_final"], big=big,
+                                               label="not final yet (masked / to generate)",
+                                               pending_label="prediction argmax ≠ final (tokens are sampled)")
+            clock = "MDLM's clock runs from t = 1 (all masked) down to 0" if run["kind"] == "mdlm" else \
+                "AR's t is the share of positions written"
+            st.plotly_chart(fig, key="chart_error")
+            st.caption(f"Red: share of positions not decided yet; a decided position keeps its token. Dotted: how "
+                       f"often the prediction's argmax differs from the token finally drawn there. {clock}; there is "
+                       "no noise level g for a discrete state.")
+        else:
+            st.plotly_chart(charts.decoding_error_figure(arrays["t"], arrays["gamma"], derived["not_final"],
+                                                         theory=derived["theory"], current=idx, big=big),
+                            key="chart_error")
+            st.caption("Red: share of positions whose predicted argmax is not yet the final token. Dashed: the "
+                       "theory 1 − q(g) for the noisy state's own argmax on the ideal path "
+                       "(flm_core.schedule.decoding_error); with the α-reparameterised clock it falls linearly in t.")
+
+
+def _has_umap() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("umap") is not None
+
+
+scrubber()

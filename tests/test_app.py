@@ -1,0 +1,425 @@
+"""The Streamlit app: every page under AppTest with tiny random checkpoints, and the pure chart builders.
+
+Tiny checkpoints (vocab ~300, L 24, hidden 32) are written with flm_core.checkpoint.save_checkpoint
+into a temporary folder, and the app is pointed at it through FLM_EXPLORER_CHECKPOINTS.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from flm_core.checkpoint import save_checkpoint
+from flm_core.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
+from flm_core.models import build_network
+from flm_core.tokens import train_tokenizer
+
+from app import analysis, charts, render
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+SEQ_LEN = 24
+TEXTS = ["The flow moves one-hot vectors from noise to text along a straight path.",
+         "A flow map jumps from noise to the data in one step; the teacher takes many.",
+         "Masked diffusion unmasks tokens; the autoregressive model writes left to right."] * 8
+OBJECTIVE = {"flm": "flm", "fmlm": "fmlm-semigroup", "mdlm": "mdlm", "ar": "ar"}
+
+
+@torch.no_grad()
+def _randomize(network: torch.nn.Module, seed: int) -> None:
+    """Seeded random weights everywhere (zero-initialised layers included), so outputs vary."""
+    gen = torch.Generator().manual_seed(seed)
+    for param in network.parameters():
+        noise = torch.randn(param.shape, generator=gen)
+        param.copy_(noise / math.sqrt(param.shape[-1]) if param.dim() >= 2 else 1.0 + 0.1 * noise)
+
+
+def make_tiny_checkpoints(root: Path, seq_len: int = SEQ_LEN) -> dict[str, Path]:
+    """One random tiny checkpoint per kind under root/<kind>, plus a metrics.jsonl and benchmarks.json."""
+    tokenizer = train_tokenizer(TEXTS, 300)
+    vocab = tokenizer.get_vocab_size()
+    paths = {}
+    for i, kind in enumerate(("flm", "fmlm", "mdlm", "ar")):
+        model = ModelConfig(vocab_size=vocab, seq_len=seq_len, hidden_size=32, n_blocks=2, n_heads=2, cond_dim=16,
+                            dropout=0.0, causal=kind == "ar", double_time=kind == "fmlm")
+        config = RunConfig(kind=kind, model=model, objective=ObjectiveConfig(name=OBJECTIVE[kind]),
+                           training=TrainConfig(batch_size=8, precision="fp32"))
+        config.validate()
+        torch.manual_seed(i)
+        network = build_network(model)
+        _randomize(network, seed=i)
+        if kind == "fmlm":  # like distillation: start from the FLM's weights (plus its own second time input)
+            shared = {k: v for k, v in flm_weights.items() if k in network.state_dict()}
+            network.load_state_dict(shared, strict=False)
+            network.zero_init_second_time()
+        if kind == "flm":
+            flm_weights = network.state_dict()
+        out = root / f"tiny_{kind}"
+        save_checkpoint(out, config, network, tokenizer.to_str(), card=f"# tiny {kind}\n\nrandom weights for tests")
+        metric = "consistency_kl" if kind == "fmlm" else "nll"
+        lines = [{"step": s, "split": "train", metric: 5.0 / s, "lr": 1e-3} for s in range(1, 6)]
+        lines += [{"step": 5, "split": "val", metric: 1.2}]
+        (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+        paths[kind] = out
+    rows = [{"model": "tiny_fmlm", "kind": "fmlm", "steps": 1, "nfe": 1, "seconds_per_sample": 0.01, "gen_ppl": 90.0,
+             "entropy": 5.1, "mauve": 0.5, "memorization": 0.01, "word_validity": 0.8},
+            {"model": "tiny_flm", "kind": "flm", "steps": 64, "nfe": 64, "seconds_per_sample": 0.4, "gen_ppl": 80.0,
+             "entropy": 5.2, "mauve": None, "memorization": 0.0, "word_validity": 0.85}]
+    (root / "benchmarks.json").write_text(json.dumps(rows), encoding="utf-8")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("app_ckpts")
+    make_tiny_checkpoints(root)
+    return root
+
+
+@pytest.fixture
+def app(tiny_root, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv(analysis.ENV_CHECKPOINTS, str(tiny_root))
+    monkeypatch.delenv(analysis.ENV_BENCHMARKS, raising=False)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _ok(at) -> None:
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+# --------------------------------------------------------------------------------------------
+# Pages under AppTest
+# --------------------------------------------------------------------------------------------
+def test_generate_page_runs_flm_and_fmlm(app):
+    _ok(app)
+    assert app.title[0].value == "Generate"
+    assert sorted(Path(p).name for p in app.multiselect(key="models").value) == ["tiny_flm", "tiny_fmlm"]
+    prompt = app.text_input(key="prompt")
+    assert prompt.disabled and "prefix conditioning" in prompt.placeholder
+    app.button(key="generate").click().run()
+    _ok(app)
+    labels = [m.label for m in app.metric]
+    assert labels.count("Wall time") == 2 and labels.count("NFE") == 2
+    assert any(m.label.startswith("vs FLM") and "faster" in m.value for m in app.metric)
+    assert any("matches the FLM ODE" in m.label for m in app.metric)
+    html = " ".join(str(h.proto.body) for h in app.get("html"))
+    assert 'data-lane="fmlm"' in html and 'data-lane="flm"' in html and "flm-diff" in html
+    runs = app.session_state["runs"]
+    assert len(runs) == 2 and {r["gen"].nfe for r in runs.values()} == {1, 32}
+
+
+def test_generate_all_four_kinds_and_ar_note(app, tiny_root):
+    paths = sorted(str(p) for p in tiny_root.iterdir() if p.is_dir())
+    app.multiselect(key="models").set_value(paths).run()
+    assert any("L-1" in c.value for c in app.caption)
+    for path in paths:
+        if not path.endswith("_ar"):
+            app.select_slider(key=f"steps::{path}").set_value(2)
+    app.number_input(key="num_samples").set_value(1)
+    app.button(key="generate").click().run()
+    _ok(app)
+    nfes = sorted(r["gen"].nfe for r in app.session_state["runs"].values())
+    assert nfes == [2, 2, 2, SEQ_LEN - 1]
+
+
+def test_bad_user_path_shows_error_not_traceback(app, tmp_path, tiny_root):
+    app.text_input(key="user_path").input(str(tmp_path / "nope")).run()
+    assert not app.exception
+    assert any("no such directory" in e.value for e in app.sidebar.error)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text('{"kind": "flm", "model": {"vocab_size": 1, "seq_len": 8}}')
+    app.text_input(key="user_path").input(str(bad)).run()
+    assert not app.exception and app.sidebar.error
+    assert "vocab_size" in app.sidebar.error[0].value
+    # Incompatible: an FLM's weights under an FMLM config.
+    odd = tmp_path / "odd"
+    shutil.copytree(tiny_root / "tiny_flm", odd)
+    config = json.loads((odd / "config.json").read_text())
+    config["kind"], config["model"]["double_time"] = "fmlm", True
+    (odd / "config.json").write_text(json.dumps(config))
+    app.text_input(key="user_path").input(str(odd)).run()
+    assert not app.exception
+    assert "weights do not match" in app.sidebar.error[0].value
+    # A good one is added to the catalog.
+    good = tmp_path / "good"
+    shutil.copytree(tiny_root / "tiny_mdlm", good)
+    app.text_input(key="user_path").input(str(good)).run()
+    assert not app.exception and not app.sidebar.error
+    assert "MDLM · good" in app.multiselect(key="models").options
+
+
+def test_incompatible_checkpoint_in_catalog_is_reported(tmp_path, monkeypatch, tiny_root):
+    from streamlit.testing.v1 import AppTest
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    monkeypatch.setenv(analysis.ENV_CHECKPOINTS, str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert any("broken" in w.value for w in at.sidebar.warning)
+    assert any("No checkpoints yet" in i.value for i in at.info)
+
+
+def test_trajectory_page_scrub_and_exports(app):
+    app.button(key="generate").click().run()
+    app.switch_page("views/trajectory.py").run()
+    _ok(app)
+    assert app.title[0].value == "Trajectory"
+    run_ids = app.selectbox(key="traj_run").options
+    assert len(run_ids) == 2
+    slider = next(s for s in app.select_slider if s.key and s.key.startswith("traj_step::"))
+    assert len(slider.options) == 32
+    slider.set_value(3).run()
+    _ok(app)
+    kinds = {type(c.proto).__name__ for c in app.get("plotly_chart")}
+    assert len(app.get("plotly_chart")) == 4, kinds  # grid, simplex, map, decoding error
+    assert any("step 4/32" in m.value for m in app.markdown)
+    assert any("flm-superposition" in str(h.proto.body) for h in app.get("html"))
+    labels = [d.proto.label for d in app.get("download_button")]
+    assert "Export run (JSON)" in labels and "Denoising GIF (slides)" in labels
+    # The one-step FMLM run: a single recorded step, drawn as a jump.
+    fmlm = next(i for i in app.session_state["runs"] if "tiny_fmlm" in i)
+    app.selectbox(key="traj_run").set_value(fmlm).run()
+    _ok(app)
+    assert any("One step" in m.value for m in app.markdown)
+
+
+def test_unreadable_weights_show_an_error(tmp_path, monkeypatch, tiny_root):
+    from streamlit.testing.v1 import AppTest
+
+    broken = tmp_path / "broken_fmlm"
+    shutil.copytree(tiny_root / "tiny_fmlm", broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    monkeypatch.setenv(analysis.ENV_CHECKPOINTS, str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert any("not a readable safetensors file" in e.value for e in at.error)
+    at.button(key="generate").click().run()
+    assert not at.exception
+    assert any("broken_fmlm" in e.value and "safetensors" in e.value for e in at.error)
+
+
+def test_trajectory_new_run_form_and_discrete_model(app, tiny_root):
+    app.switch_page("views/trajectory.py").run()
+    assert any("No recorded run" in i.value for i in app.info)
+    app.selectbox(key="traj_new_ckpt").set_value(str(tiny_root / "tiny_mdlm"))
+    app.select_slider(key="traj_new_steps").set_value(8)
+    app.button(key="traj_new_run").click().run()
+    _ok(app)
+    assert "tiny_mdlm" in app.selectbox(key="traj_run").value
+    assert len(app.get("plotly_chart")) == 4
+
+
+def test_presentation_mode_autoplays(app):
+    app.button(key="generate").click().run()
+    app.toggle(key="presentation").set_value(True).run()
+    app.switch_page("views/trajectory.py").run()
+    _ok(app)
+    assert app.session_state["playing"] is True
+    assert any(b.label == "Pause" for b in app.button)
+
+
+def test_time_page(app):
+    app.switch_page("views/time_schedule.py").run()
+    _ok(app)
+    fig = app.get("plotly_chart")[0]
+    spec = json.loads(fig.proto.spec)
+    names = {t.get("name") for t in spec["data"]}
+    assert {"K = 3", "K = 64", "K = 2048", "K = 30522"} <= {n.split(" (")[0] for n in names if n}
+    assert any(n and n.startswith("sampler grid (8 steps)") for n in names)
+
+
+def test_benchmarks_page_with_and_without_file(app, tiny_root, tmp_path, monkeypatch):
+    app.switch_page("views/benchmarks.py").run()
+    _ok(app)
+    assert app.get("plotly_chart") and app.dataframe
+    monkeypatch.setenv(analysis.ENV_BENCHMARKS, str(tmp_path / "absent.json"))
+    app.run()
+    _ok(app)
+    assert any("No benchmark yet" in i.value for i in app.info)
+
+
+def test_training_page(app):
+    app.switch_page("views/training.py").run()
+    _ok(app)
+    assert set(app.multiselect(key="train_metrics").value) == {"nll", "consistency_kl"}
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert len(spec["data"]) == 8  # 4 checkpoints x (train, val)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers and chart builders
+# --------------------------------------------------------------------------------------------
+def test_ternary_path_marks_bound_and_sums_to_one():
+    ids = np.array([[5, 7, 9], [7, 5, 9], [3, 4, 9], [-1, -1, -1]])
+    probs = np.array([[0.5, 0.3, 0.1], [0.6, 0.2, 0.1], [0.4, 0.3, 0.2], [0, 0, 0]], float)
+    out = analysis.ternary_path(ids, probs, final_id=7)
+    assert out["valid"].tolist() == [True, True, True, False]
+    assert out["bound"].tolist() == [False, False, True, False]
+    np.testing.assert_allclose(out["final"][:2], [0.3, 0.6])
+    np.testing.assert_allclose(out["runner"][:2], [0.5, 0.2])
+    out = analysis.ternary_path(ids, probs, final_id=4)
+    assert out["bound"].tolist() == [True, True, False, False]
+    np.testing.assert_allclose(out["final"][0], 0.1)  # drawn at the k-th probability
+    total = out["final"] + out["runner"] + out["rest"]
+    np.testing.assert_allclose(total[:3], 1.0)
+
+
+def test_state_ternary_converges_to_final_vertex():
+    ids = np.array([[1, 2, 3], [1, 2, 3]])
+    state = np.array([[0.2, -0.4, 0.1], [0.99, 0.01, 0.0]])
+    out = analysis.state_ternary(ids, state, final_id=1)
+    assert out["valid"].all() and out["final"][1] > 0.97
+    assert not analysis.state_ternary(ids, np.full((2, 3), np.nan), 1)["valid"].any()
+
+
+def test_pca_and_sketch_map_shapes():
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(10, 4, 8))
+    pts[0, 0] = np.nan
+    P = rng.normal(size=(50, 8))
+    out = analysis.sketch_map(pts, np.array([1, 2, 3, 4]), P)
+    assert out["points"].shape == (10, 4, 2) and out["vertices"].shape == (4, 2)
+    assert np.isnan(out["points"][0, 0]).all() and np.isfinite(out["points"][1:]).all()
+
+
+def test_umap_map_is_subsampled(monkeypatch):
+    # umap-learn itself is optional and slow to JIT-compile; its call is stubbed here (PCA stands in).
+    monkeypatch.setattr(analysis, "umap_2d", analysis.pca_2d)
+    rng = np.random.default_rng(0)
+    out = analysis.sketch_map(rng.normal(size=(40, 10, 8)), np.arange(10), rng.normal(size=(20, 8)), method="umap",
+                              max_umap_points=100)
+    assert out["embedded"].sum() == 10 and np.isfinite(out["points"][out["embedded"]]).all()
+    assert np.isnan(out["points"][~out["embedded"]]).all() and out["vertices"].shape == (10, 2)
+
+
+def test_errors_shares_diff_and_speedups():
+    argmax = np.array([[[1, 2]], [[1, 3]], [[4, 3]]])  # (S=3, B=1, L=2)
+    final = np.array([[4, 3]])
+    np.testing.assert_allclose(analysis.not_final_share(argmax, final), [1.0, 0.5, 0.0])
+    assert analysis.argmax_changes(argmax[:, 0]).tolist() == [[False, False], [False, True], [True, False]]
+    diff = analysis.token_diff(np.array([[1, 2, 3]]), np.array([[1, 0, 3]]))
+    assert diff["agreement"] == pytest.approx(2 / 3)
+    ups = analysis.speedups([{"name": "a", "kind": "fmlm", "seconds": 0.1, "nfe": 1},
+                             {"name": "b", "kind": "flm", "seconds": 2.0, "nfe": 64}])
+    assert ups == [{"name": "b", "kind": "flm", "time_ratio": pytest.approx(20.0), "nfe_ratio": 64.0}]
+
+
+def test_read_benchmarks_is_defensive(tmp_path):
+    assert analysis.read_benchmarks(tmp_path / "none.json") == ([], "no benchmark yet")
+    (tmp_path / "bad.json").write_text("{oops")
+    rows, msg = analysis.read_benchmarks(tmp_path / "bad.json")
+    assert rows == [] and "unreadable" in msg
+    (tmp_path / "b.json").write_text(json.dumps({"rows": [{"model": "m", "kind": "FLM", "gen_ppl": "12.5",
+                                                           "mauve": None, "seconds_per_sample": float("nan")}, 3]}))
+    rows, msg = analysis.read_benchmarks(tmp_path / "b.json")
+    assert msg is None and rows[0]["kind"] == "flm" and rows[0]["gen_ppl"] == 12.5
+    assert rows[0]["seconds_per_sample"] is None and rows[0]["mauve"] is None
+
+
+def test_validate_user_path(tmp_path):
+    with pytest.raises(ValueError, match="no such directory"):
+        analysis.validate_user_path(str(tmp_path / "x"))
+    with pytest.raises(ValueError, match="no config.json"):
+        analysis.validate_user_path(str(tmp_path))
+    with pytest.raises(ValueError, match="enter the path"):
+        analysis.validate_user_path("  ")
+
+
+def test_chart_builders_return_figures():
+    rng = np.random.default_rng(1)
+    S, L, k = 6, 5, 3
+    argmax = rng.integers(0, 10, size=(S, L))
+    conf = rng.random((S, L))
+    tokens = [f"t{i}" for i in range(10)]
+    fig = charts.argmax_grid(argmax, conf, list(range(1, S + 1)), tokens, analysis.argmax_changes(argmax),
+                             np.zeros((S, L), bool), current=2)
+    assert isinstance(fig, go.Figure) and fig.data[0].z.shape == (L, S)
+    assert fig.data[0].text[0][0] == f"t{argmax[0, 0]}"
+    pred = analysis.ternary_path(rng.integers(0, 10, (S, k)), np.sort(rng.random((S, k)))[:, ::-1] / 3, 4)
+    fig = charts.simplex_figure(pred, np.linspace(0, 1, S), current=1)
+    assert fig.data[0].type == "scatterternary"
+    jump = charts.simplex_figure(analysis.ternary_path(np.array([[4, 1, 2]]), np.array([[0.7, 0.2, 0.1]]), 4),
+                                 [0.0], jump=True)
+    assert list(jump.data[0].a) == [0, 0.7] and jump.data[0].name == "one network call"
+    fig = charts.decoding_error_figure(np.linspace(0, 1, S), np.linspace(0, 0.9, S), np.linspace(1, 0, S),
+                                       theory=np.linspace(1, 0, S), current=3)
+    assert len(fig.data) == 6
+    disc = charts.decoding_error_figure(np.linspace(1, 0, S), np.full(S, np.nan), np.linspace(1, 0, S),
+                                        pending=np.linspace(1, 0, S))
+    assert all(tr.xaxis in (None, "x") for tr in disc.data)
+    fig = charts.sketch_map_figure(rng.normal(size=(S, L, 2)), rng.normal(size=(L, 2)), np.linspace(0, 1, S),
+                                   current=2, highlight=1)
+    assert len(fig.data[0].x) == S * L and fig.data[1].name.startswith("token vertices")
+    curves = {k2: {"gamma": np.linspace(0, 1, 5), "alpha": np.linspace(0, 1, 5), "error": np.linspace(1, 0, 5)}
+              for k2 in (3, 64)}
+    fig = charts.schedule_figure(curves, model_k=64, grid={"t": np.linspace(0, 1, 4), "gamma": np.linspace(0, 1, 4),
+                                                           "error": np.linspace(1, 0, 4)})
+    assert any("this model" in (tr.name or "") for tr in fig.data)
+    rows = [{"model": "m", "kind": "flm", "steps": 8.0, "nfe": 8.0, "seconds_per_sample": 0.2, "gen_ppl": 50.0}]
+    session = [{"model": "m", "kind": "fmlm", "steps": 1, "nfe": 1, "seconds_per_sample": 0.01}]
+    fig = charts.benchmark_figure(rows, session)
+    assert [tr.name for tr in fig.data] == ["FLM", "your FMLM runs"]
+    timing_only = charts.benchmark_figure([], session)
+    assert [tr.name for tr in timing_only.data] == ["your FMLM runs"]
+    assert "no Gen PPL" in timing_only.layout.title.text
+    big_map = charts.sketch_map_figure(rng.normal(size=(300, 40, 2)), rng.normal(size=(40, 2)), np.linspace(0, 1, 300),
+                                       current=299, max_points=4000)
+    assert len(big_map.data[0].x) <= 4000 and len(big_map.data[2].x) == 40
+    logs = {"a": [{"step": 1, "split": "train", "nll": 3.0}, {"step": 2, "split": "val", "nll": 2.0}]}
+    assert len(charts.training_figure(logs, ["nll"]).data) == 2
+    lanes = [{"name": "a", "kind": "fmlm", "seconds": 0.1, "nfe": 1, "n": 2}]
+    assert charts.timing_figure(lanes).data[0].x[0] == pytest.approx(0.05)
+
+
+def test_render_html_and_gif():
+    tokens = ["<a>", " b", "c\n"]
+    html = render.superposition_html(np.array([[0, 1], [2, 0]]), np.array([[0.9, 0.1], [0.5, 0.4]]), tokens, [0, 0])
+    assert "&lt;a&gt;" in html and html.count("flm-cell") == 2
+    assert "#ffd6d6" in render.diff_html([0, 1], [0, 2], tokens)
+    gif = render.gif_frames([{"title": "step 1", "pieces": [(" hello", 0.5, False, False), ("", 0, False, True)]},
+                             {"title": "final", "pieces": [(" hello", 1.0, True, False)]}])
+    assert gif[:6] == b"GIF89a"
+    from PIL import Image
+    import io
+    assert Image.open(io.BytesIO(gif)).n_frames == 2
+
+
+def test_denoising_gif_from_a_real_run(tiny_root):
+    import io
+    from PIL import Image
+    import flm_core
+
+    pipe = flm_core.load(tiny_root / "tiny_mdlm")
+    gen = pipe.generate(1, 8, 0, record=True)
+    arrays = analysis.to_numpy(gen.trajectory)
+    tokens = analysis.token_strings(pipe.tokenizer, pipe.vocab_size)
+    frames = analysis.denoising_frames(arrays, 0, tokens, True, "MDLM · tiny", gen.steps, gen.nfe, max_frames=5)
+    assert len(frames) == 6 and frames[-1]["title"].endswith("(8 network calls)")
+    assert all(p[3] for p in frames[0]["pieces"])  # MDLM starts fully masked
+    gif = render.gif_frames(frames)
+    assert Image.open(io.BytesIO(gif)).n_frames == 6
+    Path("/tmp/flm_screens").mkdir(exist_ok=True)
+    Path("/tmp/flm_screens/denoising_mdlm.gif").write_bytes(gif)
+
+
+def test_export_run_is_strict_json(tiny_root):
+    import flm_core
+
+    gen = flm_core.load(tiny_root / "tiny_mdlm").generate(1, 3, 0, record=True)
+    text = analysis.export_run({"checkpoint": "x"}, gen)
+    data = json.loads(text)
+    assert data["nfe"] == 3 and len(data["texts"]) == 1 and data["trajectory"]["gamma"] == [None] * 3
