@@ -428,6 +428,41 @@ def figure(result: dict[str, Any]):
     return fig
 
 
+CARD_SECTION = "## Benchmark"
+
+
+def update_model_cards(result: dict[str, Any]) -> list[str]:
+    """Rewrite the "## Benchmark" section of each benchmarked checkpoint's README.md: its rows, the
+    data row, and unedited samples of its most-steps setting (FMLM: one step)."""
+    from flm_core.checkpoint import CARD_FILE, atomic_write_text
+
+    data = next((r for r in result["rows"] if r["kind"] == "data"), None)
+    st = result["settings"]
+    written = []
+    for checkpoint in st["checkpoints"]:
+        rows = sorted((r for r in result["rows"] if r.get("checkpoint") == checkpoint), key=lambda r: r["steps"])
+        card_path = Path(checkpoint) / CARD_FILE
+        if not rows or not card_path.is_file():
+            continue
+        lines = [CARD_SECTION, "",
+                 f"From `python -m flm_core bench` ({st['num_samples']} samples, seed {st['seed']}, evaluator "
+                 f"`{st['evaluator']}`, {result['environment']['device']}, {result['environment']['timestamp']}):",
+                 "", "| Steps | NFE | Gen PPL | Entropy | MAUVE | Memorization | Word validity | s/sample |",
+                 "|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        for r in rows + ([data] if data else []):
+            lines.append("| " + " | ".join([
+                "data" if r["kind"] == "data" else _fmt(r["steps"]), _fmt(r.get("nfe")), _fmt(r.get("gen_ppl")),
+                _fmt(r.get("entropy")), _fmt(r.get("mauve"), 3), _fmt(r.get("memorization"), 3),
+                _fmt(r.get("word_validity"), 3), _fmt(r.get("seconds_per_sample"), 3)]) + " |")
+        shown = rows[0] if rows[0]["kind"] == "fmlm" else rows[-1]
+        lines += ["", f"Unedited samples ({shown['steps']} steps, seed {st['seed']}):", ""]
+        lines += ["```text\n" + text.strip() + "\n```" for text in shown.get("examples", [])]
+        card = card_path.read_text(encoding="utf-8").split(CARD_SECTION)[0].rstrip()
+        atomic_write_text(card_path, card + "\n\n" + "\n".join(lines) + "\n")
+        written.append(str(card_path))
+    return written
+
+
 def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike) -> dict[str, str]:
     """Write benchmarks.json, benchmarks.md, benchmarks.html (self-contained) and benchmarks.plotly.json."""
     from flm_core.checkpoint import atomic_write_text

@@ -105,7 +105,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from flm_core.bench import run_bench, speedup_sentence, write_outputs
+    from flm_core.bench import run_bench, speedup_sentence, update_model_cards, write_outputs
 
     if args.threads:
         import torch
@@ -115,6 +115,8 @@ def _bench(args: argparse.Namespace) -> None:
                        max_steps=args.max_steps, num_samples=args.num_samples, seed=args.seed,
                        repeats=args.repeats, mauve=not args.no_mauve, device=args.device)
     paths = write_outputs(result, args.out)
+    if args.update_cards:
+        paths["cards"] = update_model_cards(result)
     for s in result["speedups"]:
         print(speedup_sentence(s))
     print(json.dumps(paths))
@@ -250,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--no-mauve", action="store_true")
     p.add_argument("--out", required=True, help="folder for benchmarks.json/.md/.html/.plotly.json")
+    p.add_argument("--update-cards", action="store_true",
+                   help="rewrite the Benchmark section (figures + unedited samples) of each checkpoint's README.md")
     p.set_defaults(func=_bench)
     return parser
 

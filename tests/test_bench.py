@@ -120,3 +120,21 @@ def test_evaluate_cli_table_and_one_line_errors(world, capsys):
     assert main(["bench", "--checkpoints", str(world["flm"]), "--data", str(world["data"]), "--steps", "8",
                  "--max-steps", "4", "--no-mauve", "--out", "unused"]) == 2
     assert "max-steps" in capsys.readouterr().err
+
+
+def test_update_model_cards_rewrites_only_the_benchmark_section(world, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "fmlm"
+    shutil.copytree(world["fmlm"], ckpt)
+    (ckpt / "README.md").write_text("# FMLM card\n\ntraining facts\n")
+    result = bench.run_bench([str(ckpt)], str(world["data"]), steps=[1, 2], num_samples=2, seed=0, repeats=1,
+                             mauve=False)
+    for _ in range(2):  # idempotent: the second run replaces the section instead of appending
+        assert bench.update_model_cards(result) == [str(ckpt / "README.md")]
+    card = (ckpt / "README.md").read_text()
+    assert card.startswith("# FMLM card\n\ntraining facts\n\n## Benchmark")
+    assert card.count("## Benchmark") == 1
+    assert "| 1 | 1 |" in card and "| 2 | 2 |" in card and "| data |" in card
+    shown = result["rows"][0]["examples"]
+    assert "Unedited samples (1 steps" in card and all(text.strip() in card for text in shown)
