@@ -1,0 +1,152 @@
+"""The notebooks: committed without outputs, one parameters cell each, and each runs top to bottom.
+
+Each notebook is executed with nbclient (kernel python3, working directory notebooks/) after the
+tests append CI-sized values to its parameters cell, papermill-style: tiny training runs, few samples,
+small step counts, and a temporary out_dir. A run must not touch checkpoints/ or notebooks/.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = ["01_flows_on_the_simplex.ipynb", "02_train_flm.ipynb", "03_distill_fmlm.ipynb",
+             "04_evaluate.ipynb", "05_released_checkpoints.ipynb"]
+CELL_TIMEOUT_S = 300
+
+# CI-sized parameters; "out_dir" and "wiki_data" are filled in by the tests.
+CI_PARAMETERS: dict[str, dict] = {
+    "01_flows_on_the_simplex.ipynb": dict(n_paths=2, euler_steps=6, vocab_sizes=[3, 64, 30522], grid_steps=8,
+                                          mc_samples=8),
+    "02_train_flm.ipynb": dict(train_minutes=1.0, max_steps=2, stages=2, hidden_size=16, n_blocks=1, n_heads=2,
+                               cond_dim=16, batch_size=4, stage_samples=2, stage_sample_steps=2,
+                               shipped_steps=[2, 8], shipped_samples=1),
+    "03_distill_fmlm.ipynb": dict(toy_documents=200, toy_shape=dict(hidden_size=16, n_blocks=1, n_heads=2, cond_dim=16),
+                                  toy_batch_size=8, toy_teacher_steps=3, toy_student_steps=2, toy_samples=4,
+                                  toy_eval_steps=[1, 2, 8], distill_max_steps=1, distill_batch_size=2,
+                                  shipped_samples=1, fmlm_steps=[1, 2], flm_steps=[1], reference_steps=2),
+    "04_evaluate.ipynb": dict(results=None, steps=[1, 2], num_samples=2, val_blocks=2),
+    "05_released_checkpoints.ipynb": dict(),
+}
+# Text each CI run must show (notebook 05 defaults to its 'not present' branch).
+EXPECTED_OUTPUT = {"05_released_checkpoints.ipynb": ["not present", "skipped"]}
+
+
+def read(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+
+
+def parameters_cells(nb: nbformat.NotebookNode) -> list[int]:
+    return [i for i, cell in enumerate(nb.cells) if "parameters" in cell.get("metadata", {}).get("tags", [])]
+
+
+def inject(nb: nbformat.NotebookNode, values: dict) -> nbformat.NotebookNode:
+    """Append `name = value` lines to the parameters cell (later assignments win, as with papermill)."""
+    (index,) = parameters_cells(nb)
+    lines = [f"{name} = {value!r}" for name, value in values.items()]
+    nb.cells[index].source += "\n\n# injected by tests/test_notebooks.py\n" + "\n".join(lines) + "\n"
+    return nb
+
+
+def snapshot(*folders: Path) -> dict[str, float]:
+    """Path -> modification time of every file under the folders."""
+    return {str(p): p.stat().st_mtime for folder in folders for p in folder.rglob("*") if p.is_file()}
+
+
+def execute(name: str, values: dict) -> nbformat.NotebookNode:
+    nb = inject(read(name), values)
+    before = snapshot(ROOT / "checkpoints", NOTEBOOK_DIR)
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client.execute()  # raises CellExecutionError, with the failing cell and its traceback
+    assert snapshot(ROOT / "checkpoints", NOTEBOOK_DIR) == before, f"{name} wrote into checkpoints/ or notebooks/"
+    return nb
+
+
+def shown_text(nb: nbformat.NotebookNode) -> str:
+    """Printed text and rendered Markdown of every output."""
+    return "".join(o.get("text", "") + str(o.get("data", {}).get("text/markdown", ""))
+                   for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+
+
+def takes(name: str, parameter: str) -> bool:
+    nb = read(name)
+    (index,) = parameters_cells(nb)
+    return any(line.split("=")[0].strip() == parameter for line in nb.cells[index].source.splitlines())
+
+
+@pytest.fixture(scope="module")
+def wiki_data(tmp_path_factory) -> str:
+    """The prepared wiki-vital folder: data/wiki when present, else prepared once for this module."""
+    local = ROOT / "data" / "wiki"
+    if (local / "manifest.json").is_file():
+        return str(local)
+    from flm_core.data import prepare
+
+    out = tmp_path_factory.mktemp("nb_wiki") / "wiki"
+    prepare("wiki-vital", out, vocab_size=2048, seq_len=128, seed=0)
+    return str(out)
+
+
+def test_every_notebook_is_listed():
+    assert sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb")) == sorted(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOK_DIR.glob("*.ipynb")))
+def test_notebook_is_committed_clean(name):
+    nb = read(name)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{name}: cell {i} has outputs (clear them before committing)"
+            assert cell.execution_count is None, f"{name}: cell {i} has an execution count"
+    tagged = parameters_cells(nb)
+    assert len(tagged) == 1, f"{name}: {len(tagged)} cells tagged 'parameters', expected exactly one"
+    assert nb.cells[tagged[0]].cell_type == "code"
+    assert name in CI_PARAMETERS, f"{name}: add its CI parameters to tests/test_notebooks.py"
+    for parameter in CI_PARAMETERS[name]:
+        assert takes(name, parameter), f"{name}: the parameters cell has no {parameter!r}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs(name, tmp_path, wiki_data):
+    values = dict(CI_PARAMETERS[name])
+    if takes(name, "out_dir"):
+        values["out_dir"] = str(tmp_path / "out")
+    if takes(name, "wiki_data"):
+        values["wiki_data"] = wiki_data
+    nb = execute(name, values)
+    shown = shown_text(nb)
+    for expected in EXPECTED_OUTPUT.get(name, []):
+        assert expected in shown, f"{name}: the output does not mention {expected!r}"
+
+
+def test_evaluate_notebook_reads_saved_results(tmp_path, wiki_data):
+    """Notebook 04 shows a results file (as `bench` writes it) instead of running its own bench."""
+    from flm_core import bench
+
+    result = bench.run_bench([str(ROOT / "checkpoints" / "fmlm-wiki"), str(ROOT / "checkpoints" / "ar-wiki")],
+                             wiki_data, evaluator=str(ROOT / "checkpoints" / "ar-wiki"), steps=[1], num_samples=2,
+                             repeats=1, mauve=False, val_blocks=2)
+    paths = bench.write_outputs(result, tmp_path / "results")
+    nb = execute("04_evaluate.ipynb", dict(results=paths["json"], out_dir=str(tmp_path / "out"), wiki_data=wiki_data,
+                                           num_samples=2, mauve=False))
+    assert f"results from {paths['json']}" in shown_text(nb)
+    assert not (tmp_path / "out" / "benchmarks.json").exists()
+
+
+def test_released_checkpoints_notebook_loads_a_present_checkpoint():
+    """The 'present' branch of notebook 05, with the shipped checkpoints standing in for the released ones."""
+    nb = execute("05_released_checkpoints.ipynb", dict(
+        released_flm=str(ROOT / "checkpoints" / "flm-wiki"), released_fmlm=str(ROOT / "checkpoints" / "fmlm-wiki"),
+        flm_steps=[2], fmlm_steps=[1], num_samples=1, evaluator=str(ROOT / "checkpoints" / "ar-wiki")))
+    text = shown_text(nb)
+    assert "FLM: kind flm" in text and "FMLM: kind fmlm" in text
+    assert "skipped" not in text
+
