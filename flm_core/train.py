@@ -39,12 +39,13 @@ class TrainingError(RuntimeError):
 
 
 def cpu_has_fast_bf16() -> bool:
-    """bf16 matmuls are ~3x faster than fp32 on CPUs with AMX / AVX512-BF16 (measured in the README)."""
+    """Only AMX tiles make bf16 matmuls faster than fp32 on a CPU. With AVX512-BF16 alone (this
+    project's CPU) `bench-speed` measured the opposite: matmul 166 vs 322 GFLOP/s, FLM training
+    2,832 vs 3,841 tokens/s (docs/measurements/speed_cpu_train_*.json)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
