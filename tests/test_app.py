@@ -412,8 +412,6 @@ def test_denoising_gif_from_a_real_run(tiny_root):
     assert all(p[3] for p in frames[0]["pieces"])  # MDLM starts fully masked
     gif = render.gif_frames(frames)
     assert Image.open(io.BytesIO(gif)).n_frames == 6
-    Path("/tmp/flm_screens").mkdir(exist_ok=True)
-    Path("/tmp/flm_screens/denoising_mdlm.gif").write_bytes(gif)
 
 
 def test_export_run_is_strict_json(tiny_root):
