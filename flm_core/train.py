@@ -332,6 +332,7 @@ def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: 
                 logs_sum[k] = logs_sum.get(k, 0) + v / cfg.grad_accum
         grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.grad_clip)
         if not torch.isfinite(grad_norm):
+            progress.close()
             raise TrainingError(f"non-finite loss or gradient at step {step}: stopped; the last good checkpoint "
                                 f"in {out} is intact (try a lower --lr)")
         optimizer.step()
