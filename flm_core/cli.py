@@ -37,9 +37,11 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
             model[name] = getattr(args, name)
     seq_len = manifest["settings"]["seq_len"]
     if args.kind == "fmlm":
-        from flm_core.checkpoint import read_checkpoint
+        from pathlib import Path
 
-        teacher, _ = read_checkpoint(args.teacher)
+        from flm_core.checkpoint import CONFIG_FILE
+
+        teacher = RunConfig.load(Path(args.teacher) / CONFIG_FILE)  # the weights are read once, by the trainer
         model = {k: getattr(teacher.model, k) for k in ("hidden_size", "n_blocks", "n_heads", "cond_dim")}
         model["dropout"] = 0.0 if args.dropout is None else args.dropout  # targets come from the student itself
     objective = ObjectiveConfig(

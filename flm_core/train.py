@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 
 from flm_core import objectives
-from flm_core.checkpoint import (CheckpointError, append_jsonl, atomic_save_tensors, atomic_write_text,
+from flm_core.checkpoint import (append_jsonl, atomic_save_tensors, atomic_write_text,
                                  load_tensors, read_jsonl, save_checkpoint, METRICS_FILE)
 from flm_core.config import RunConfig
 from flm_core.data import load_blocks, load_manifest
@@ -121,9 +121,11 @@ class BatchSchedule:
         self._perms: dict[int, torch.Tensor] = {}
 
     def _perm(self, epoch: int) -> torch.Tensor:
+        """Seeded permutation of epoch `epoch`; the two most recent are kept (a batch may straddle two)."""
         if epoch not in self._perms:
-            self._perms = {epoch: torch.randperm(len(self.blocks), generator=torch.Generator().manual_seed(
-                self.seed * 31 + epoch))}
+            self._perms = {e: p for e, p in self._perms.items() if e == epoch - 1}
+            self._perms[epoch] = torch.randperm(len(self.blocks), generator=torch.Generator().manual_seed(
+                self.seed * 31 + epoch))
         return self._perms[epoch]
 
     def shard(self, step: int, index: int, count: int) -> torch.Tensor:
@@ -131,7 +133,11 @@ class BatchSchedule:
         n = len(self.blocks)
         per = self.batch_size // count
         positions = torch.arange(step * self.batch_size + index * per, step * self.batch_size + (index + 1) * per)
-        rows = torch.stack([self._perm(int(p) // n)[int(p) % n] for p in positions])
+        epochs, offsets = positions // n, positions % n
+        rows = torch.empty_like(positions)
+        for epoch in epochs.unique().tolist():
+            here = epochs == epoch
+            rows[here] = self._perm(epoch)[offsets[here]]
         return self.blocks[rows]
 
 
@@ -203,9 +209,8 @@ def _hardware(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def _write_card(out: Path, config: RunConfig, step: int, elapsed: float, val: dict, tokens_seen: int,
+def _write_card(out: Path, config: RunConfig, n_params: int, step: int, elapsed: float, val: dict, tokens_seen: int,
                 device: torch.device, bf16: bool, command: str) -> None:
-    n_params = sum(v.numel() for k, v in build_network(config.model).state_dict().items())
     card = f"""# {config.kind.upper()} checkpoint
 
 - kind: `{config.kind}`, objective `{config.objective.name}`
@@ -295,7 +300,8 @@ def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: 
             export = build_network(config.model)
             ema.copy_to(export)
             save_checkpoint(out, config, export, tokenizer_json)
-            _write_card(out, config, step, elapsed, val, step * tokens_per_step, device, bf16, command)
+            _write_card(out, config, sum(p.numel() for p in export.parameters()), step, elapsed, val,
+                        step * tokens_per_step, device, bf16, command)
 
     def validate() -> dict[str, float]:
         live = {k: v.clone() for k, v in network.state_dict().items()}

@@ -6,7 +6,6 @@ small step counts, and a temporary out_dir. A run must not touch checkpoints/ or
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
