@@ -36,12 +36,13 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         if getattr(args, name) is not None:
             model[name] = getattr(args, name)
     seq_len = manifest["settings"]["seq_len"]
-    if args.kind == "fmlm":
-        from pathlib import Path
-
-        from flm_core.checkpoint import CONFIG_FILE
-
-        teacher = RunConfig.load(Path(args.teacher) / CONFIG_FILE)  # the weights are read once, by the trainer
+    if args.init_from:  # a warm start keeps the shape (and dropout) of the checkpoint it continues
+        init = _checkpoint_config(args.init_from)
+        if init.kind != args.kind:
+            raise ValueError(f"--init-from {args.init_from} holds a {init.kind} model, not {args.kind}")
+        model = {k: getattr(init.model, k) for k in ("hidden_size", "n_blocks", "n_heads", "cond_dim", "dropout")}
+    elif args.kind == "fmlm":
+        teacher = _checkpoint_config(args.teacher)  # the weights are read once, by the trainer
         model = {k: getattr(teacher.model, k) for k in ("hidden_size", "n_blocks", "n_heads", "cond_dim")}
         model["dropout"] = 0.0 if args.dropout is None else args.dropout  # targets come from the student itself
     objective = ObjectiveConfig(
@@ -53,6 +54,14 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
                      model=ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=args.kind == "ar",
                                        double_time=args.kind == "fmlm",
                                        learnable_loss_weighting=args.learnable_loss_weighting, **model))
+
+
+def _checkpoint_config(directory: str) -> RunConfig:
+    from pathlib import Path
+
+    from flm_core.checkpoint import CONFIG_FILE
+
+    return RunConfig.load(Path(directory) / CONFIG_FILE)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -186,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", type=kind, default=None, help="override the preset")
     p.add_argument("--learnable-loss-weighting", action="store_true")
     p.add_argument("--teacher", help="fmlm: FLM checkpoint directory to distil")
+    p.add_argument("--init-from", help="checkpoint directory of the same kind and shape whose weights start "
+                                       "the run (a warm start: fresh optimizer and step count)")
     p.add_argument("--objective", choices=["semigroup", "lagrangian"], default="semigroup", help="fmlm objective")
     p.add_argument("--boundary-prob", type=float, default=0.1, help="fmlm: probability of (s, t) = (0, 1)")
     for name, kind in (("batch-size", int), ("grad-accum", int), ("lr", float), ("warmup-steps", int),

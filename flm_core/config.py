@@ -106,6 +106,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # auto | fp32 | bf16
     compile: bool = False
+    init_from: str | None = None  # checkpoint directory whose weights start the run (fresh optimizer)
 
     def validate(self) -> None:
         _check_range(self, "batch_size", 1, 1 << 20)

@@ -185,21 +185,32 @@ def _load_state(out: Path, network: nn.Module, ema: EMA,
 
 
 def build_student(config: RunConfig, device: torch.device) -> tuple[nn.Module, nn.Module | None]:
-    """The network to train and, for FMLM, the frozen FLM teacher it starts from."""
-    network = build_network(config.model)
-    if config.kind != "fmlm":
-        return network.to(device), None
+    """The network to train and, for FMLM, the frozen FLM teacher it distils.
+
+    The network starts from `training.init_from` when given (a warm start), else a fresh FMLM student
+    starts from its teacher with the second time embedding zeroed (so it first equals the teacher)."""
     from flm_core.pipeline import load as load_pipeline
 
+    network = build_network(config.model)
+    init_from = config.training.init_from
+    if init_from:
+        init = load_pipeline(init_from)
+        if init.kind != config.kind or init.config.model != config.model:
+            raise TrainingError(f"{init_from}: --init-from needs a {config.kind} checkpoint of the same shape, "
+                                f"got {init.kind} with {init.config.model}")
+        network.load_state_dict(init.network.state_dict())
+    if config.kind != "fmlm":
+        return network.to(device), None
     teacher_pipe = load_pipeline(config.objective.teacher, device=str(device))
     if teacher_pipe.kind != "flm":
         raise TrainingError(f"{config.objective.teacher}: the teacher must be an FLM checkpoint, "
                             f"not {teacher_pipe.kind}")
     teacher = teacher_pipe.network.requires_grad_(False)
-    student_state = network.state_dict()
-    student_state.update({k: v for k, v in teacher.state_dict().items() if k in student_state})
-    network.load_state_dict(student_state)
-    network.zero_init_second_time()
+    if not init_from:
+        student_state = network.state_dict()
+        student_state.update({k: v for k, v in teacher.state_dict().items() if k in student_state})
+        network.load_state_dict(student_state)
+        network.zero_init_second_time()
     return network.to(device), teacher
 
 
@@ -219,7 +230,7 @@ def _write_card(out: Path, config: RunConfig, n_params: int, step: int, elapsed:
 - command: `{command}`
 - steps: {step}, tokens seen: {tokens_seen:,}, wall time: {elapsed / 60:.1f} min
 - hardware: {_hardware(device)}, precision {'bf16' if bf16 else 'fp32'}
-- validation: {json.dumps({k: round(v, 4) for k, v in val.items()})}
+{f"- initialised from: `{config.training.init_from}` (steps and tokens above count this run only){chr(10)}" if config.training.init_from else ""}- validation: {json.dumps({k: round(v, 4) for k, v in val.items()})}
 
 Weights are the EMA weights (decay {config.training.ema}). Training log: `metrics.jsonl`.
 """

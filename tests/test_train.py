@@ -239,3 +239,44 @@ def test_fmlm_needs_an_flm_teacher(tiny_data, tmp_path, tiny_train_args, tokeniz
     assert len(err) == 1 and "FLM" in err[0]
     assert main(tiny_train_args("fmlm", tiny_data, tmp_path / "y", "--max-steps", "1")) == 2
     assert "--teacher" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ (7) warm start from a checkpoint
+
+
+def test_init_from_starts_at_the_checkpoint_weights_with_a_fresh_run(tiny_data, tmp_path, tiny_train_args,
+                                                                      flm_checkpoint):
+    exported = tmp_path / "exported"
+    assert main(["export", "--checkpoint", str(flm_checkpoint), "--out", str(exported)]) == 0  # fp16 weights
+    out = tmp_path / "continued"
+    assert main(tiny_train_args("flm", tiny_data, out, "--init-from", str(exported), "--max-steps", "2",
+                                "--warmup-steps", "1")) == 0
+    config = RunConfig.load(out / "config.json")
+    assert config.training.init_from == str(exported) and config.model == RunConfig.load(exported / "config.json").model
+    network, _ = build_student(config, torch.device("cpu"))
+    start = load_file(str(exported / WEIGHTS_FILE))
+    assert all(torch.equal(p, start[name].float()) for name, p in network.state_dict().items())
+    assert [r["step"] for r in training_log(out) if r["split"] == "train"] == [1, 2]  # a new step count
+    assert "initialised from" in (out / "README.md").read_text()
+
+
+def test_init_from_a_checkpoint_of_another_kind_is_refused(tiny_data, tmp_path, tiny_train_args, flm_checkpoint,
+                                                           capsys):
+    capsys.readouterr()
+    assert main(tiny_train_args("mdlm", tiny_data, tmp_path / "x", "--init-from", str(flm_checkpoint),
+                                "--max-steps", "1")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "flm" in err[0] and "mdlm" in err[0]
+
+
+def test_fmlm_init_from_a_student_keeps_its_weights_not_the_teachers(tiny_data, tmp_path, tiny_train_args,
+                                                                     flm_checkpoint):
+    first = tmp_path / "fmlm"
+    assert main(tiny_train_args("fmlm", tiny_data, first, "--teacher", str(flm_checkpoint), "--max-steps", "3",
+                                "--lr", "3e-3", "--warmup-steps", "1")) == 0
+    out = tmp_path / "fmlm2"
+    assert main(tiny_train_args("fmlm", tiny_data, out, "--teacher", str(flm_checkpoint), "--init-from", str(first),
+                                "--max-steps", "1")) == 0
+    student, _ = build_student(RunConfig.load(out / "config.json"), torch.device("cpu"))
+    start = load_file(str(first / WEIGHTS_FILE))
+    assert all(torch.equal(p, start[name].float()) for name, p in student.state_dict().items())
