@@ -452,9 +452,13 @@ class _Diagonal(torch.nn.Module):
         super().__init__()
         self.network = network
         self.config = network.config
+        self.vocab_embed = network.vocab_embed
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.network(x, t, t)
+
+    def forward_embedded(self, h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.network.forward_embedded(h, t, t)
 
 
 @torch.inference_mode()

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from flm_core.paths import flow_map_step, mask_tokens, one_hot_path, stratified_uniform
+from flm_core.paths import embedded_one_hot_path, flow_map_step, mask_tokens, one_hot_path, stratified_uniform
 from flm_core.schedule import gamma_from_alpha
 
 LossOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -31,8 +31,13 @@ def flm_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Ge
     """Cross-entropy of D(x_g, t) = softmax(network(x_g, t)) against x, t ~ U[0,1], g = alpha^-1(t)."""
     k = network.config.vocab_size
     t = stratified_uniform(tokens.shape[0], generator, tokens.device)
-    x_g = one_hot_path(tokens, gamma_from_alpha(t, k), k, generator)
-    ce = F.cross_entropy(network(x_g, t).transpose(1, 2), tokens, reduction="none")  # (B, L)
+    g = gamma_from_alpha(t, k)
+    embed = getattr(network, "vocab_embed", None)
+    if embed is not None and k >= embed.embedding.shape[1]:  # the DiT sees x_g only through x_g @ E
+        logits = network.forward_embedded(embedded_one_hot_path(tokens, g, embed.embedding, generator), t)
+    else:
+        logits = network(one_hot_path(tokens, g, k, generator), t)
+    ce = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # (B, L)
     return _weighted(ce, network, t), {"nll": ce.mean().detach()}
 
 

@@ -19,6 +19,19 @@ def one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, vocab_size: int,
     return x.scatter_add_(-1, tokens.unsqueeze(-1), g.expand(-1, tokens.shape[1], 1).contiguous())
 
 
+def embedded_one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, embedding: torch.Tensor,
+                          generator: torch.Generator) -> torch.Tensor:
+    """x_g @ E without materialising the K-wide noise: tokens (B, L), gamma (B,), E (K, D) -> (B, L, D).
+
+    x_g @ E = (1 - g) eps @ E + g E[x], and eps @ E ~ N(0, E^T E) is drawn exactly as z @ chol(E^T E)^T with
+    z ~ N(0, I_D); gradients reach E through E[x] and the Cholesky factor. Needs K >= D (full column rank)."""
+    with torch.autocast(tokens.device.type, enabled=False):
+        chol, _ = torch.linalg.cholesky_ex(embedding.float().T @ embedding.float())  # no host sync on failure
+    g = gamma.to(torch.float32).view(-1, 1, 1)
+    z = torch.randn(*tokens.shape, embedding.shape[1], generator=generator, device=tokens.device)
+    return (1 - g) * (z @ chol.T) + g * embedding[tokens]
+
+
 def flow_map_step(x: torch.Tensor, denoised: torch.Tensor, gamma_from: torch.Tensor,
                   gamma_to: torch.Tensor) -> torch.Tensor:
     """X_{s,t}(x) = x + (g_t - g_s) / (1 - g_s) * (delta - x) on (B, L, K), gammas (B,) or scalars."""

@@ -18,55 +18,96 @@ from typing import Any, Callable
 
 import torch
 
-from flm_core.paths import flow_map_step
 from flm_core.schedule import gamma_from_alpha
 from flm_core.trajectory import Recorder
 
 
 @dataclass
 class Step:
-    """What one step predicted: probs (B, L', K) for positions [first, first + L')."""
+    """What one step predicted: logits and probs (B, L', K) for positions [first, first + L')."""
 
+    logits: torch.Tensor
     probs: torch.Tensor
     t: float
     gamma: float
     first: int = 0
 
 
-def gumbel_sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Categorical draw per row via argmax(log p + Gumbel): (..., K) -> (...)."""
-    u = torch.rand(probs.shape, generator=generator, device=probs.device).clamp_(1e-12, 1.0)
-    return (probs.clamp_min(1e-30).log() - (-u.log()).log()).argmax(-1)
+def categorical_sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One draw per row by inverse CDF: (..., K) -> (...).
+
+    id = the first k with F_k > u * F_K, u ~ U[0, 1) per row and F the cumulative sum (float64), so one
+    uniform per row replaces K Gumbel draws; ids of probability 0 (flat steps of F) are never drawn."""
+    cdf = probs.cumsum(-1, dtype=torch.float64)
+    u = torch.rand(probs.shape[:-1], generator=generator, device=probs.device, dtype=torch.float64)
+    ids = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1), right=True).squeeze(-1)
+    return ids.clamp_max_(probs.shape[-1] - 1)
 
 
 class FlowSampler:
-    """FLM Euler (one time input) or FMLM flow map (two time inputs) on the uniform-t grid."""
+    """FLM Euler (one time input) or FMLM flow map (two time inputs) on the uniform-t grid.
+
+    The network sees x only through h = x @ E (E = vocab_embed, (K, D)) and each update is linear in x,
+    so an unrecorded run keeps its state in D dimensions (exact, not an approximation):
+        h_0 = eps @ E ~ N(0, E^T E), drawn as z @ chol(E^T E)^T with z ~ N(0, I_D),
+        h_{i+1} = h_i + w_i (delta_i @ E - h_i),  w_i = (g_{i+1} - g_i) / (1 - g_i),
+    with no K-wide noise or state update. A recorded run keeps the dense x (the app shows it), drawn from
+    the same z completed by noise orthogonal to E's columns, eps = h_0 C^-1 E^T + eps' (I - E C^-1 E^T)
+    with C = E^T E, so x_0 ~ N(0, I_K), x_0 @ E = h_0, and both runs make the same tokens."""
 
     def __init__(self, network: torch.nn.Module):
         self.network = network
         self.config = network.config
         self.two_times = network.config.double_time
+        self._chol: tuple[tuple, torch.Tensor | None] = ((), None)
+
+    def _noise_factor(self, embedding: torch.Tensor) -> torch.Tensor | None:
+        """chol(E^T E) (D, D), or None where E lacks full column rank; cached until E changes."""
+        key = (embedding.data_ptr(), embedding._version, embedding.device, embedding.dtype)
+        if self._chol[0] != key:
+            gram = embedding.double().T @ embedding.double()
+            chol, info = torch.linalg.cholesky_ex(gram)
+            self._chol = (key, chol.to(embedding.dtype) if int(info) == 0 else None)
+        return self._chol[1]
 
     def num_steps(self, steps: int) -> int:
         return steps
 
-    def plan(self, steps: int, device: torch.device) -> dict[str, Any]:
+    def plan(self, steps: int, device: torch.device, dense: bool = False) -> dict[str, Any]:
         t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
         g = gamma_from_alpha(t, self.config.vocab_size)
-        return {"t": t.float().to(device), "g": g.float().to(device), "t_host": t.tolist(), "g_host": g.tolist()}
+        w = (g[1:] - g[:-1]) / (1 - g[:-1]).clamp_min(1e-6)
+        embed = getattr(self.network, "vocab_embed", None)  # any other denoiser sees dense x
+        embedding = None if embed is None else embed.embedding.detach()
+        chol = None if embedding is None else self._noise_factor(embedding)
+        return {"t": t.float().to(device), "w": w.float().to(device), "t_host": t.tolist(), "g_host": g.tolist(),
+                "dense": dense or chol is None, "embedding": embedding, "chol": chol}
 
-    def init_state(self, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-        """x_0 = eps ~ N(0, I): (B, L, K)."""
-        return torch.randn(batch, self.config.seq_len, self.config.vocab_size, generator=generator, device=device)
+    def init_state(self, batch: int, plan: dict[str, Any], generator: torch.Generator,
+                   device: torch.device) -> torch.Tensor:
+        """h_0 (B, L, D), or the dense x_0 (B, L, K) of a recorded run (see the class docstring)."""
+        shape, chol = (batch, self.config.seq_len), plan["chol"]
+        if chol is None:  # a denoiser without an input embedding, or a singular E^T E: plain K-wide noise
+            return torch.randn(*shape, self.config.vocab_size, generator=generator, device=device)
+        h = torch.randn(*shape, chol.shape[0], generator=generator, device=device) @ chol.T
+        if not plan["dense"]:
+            return h
+        e = plan["embedding"]
+        rest = torch.randn(*shape, self.config.vocab_size, generator=generator, device=device)
+        coefficients = torch.cholesky_solve((h - rest @ e).flatten(0, 1).T, chol).T.view_as(h)
+        return rest + coefficients @ e.T  # eps' + (h_0 - eps' E) C^-1 E^T
 
     def step(self, x: torch.Tensor, i: int, plan: dict[str, Any], generator: torch.Generator):
         b = x.shape[0]
         s, t = plan["t"][i].expand(b), plan["t"][i + 1].expand(b)
-        logits = self.network(x, s, t) if self.two_times else self.network(x, s)
+        times = (s, t) if self.two_times else (s,)
+        logits = self.network(x, *times) if plan["dense"] else self.network.forward_embedded(x, *times)
         delta = torch.softmax(logits, dim=-1)
-        last = i == len(plan["t_host"]) - 2  # lands on g = 1, where X_{s,1}(x) = delta exactly
-        x_next = delta if last else flow_map_step(x, delta, plan["g"][i], plan["g"][i + 1])
-        return x_next, Step(delta, plan["t_host"][i], plan["g_host"][i])
+        if i == len(plan["t_host"]) - 2:  # lands on g = 1, where X_{s,1}(x) = delta exactly
+            x_next = delta
+        else:
+            x_next = torch.lerp(x, delta if plan["dense"] else self.network.vocab_embed(delta), plan["w"][i])
+        return x_next, Step(logits, delta, plan["t_host"][i], plan["g_host"][i])
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         return x.argmax(-1)
@@ -86,11 +127,12 @@ class MaskedDiffusionSampler:
     def num_steps(self, steps: int) -> int:
         return steps
 
-    def plan(self, steps: int, device: torch.device) -> dict[str, Any]:
+    def plan(self, steps: int, device: torch.device, dense: bool = False) -> dict[str, Any]:
         t = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
         return {"t": t.float().to(device), "t_host": t.tolist()}
 
-    def init_state(self, batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    def init_state(self, batch: int, plan: dict[str, Any], generator: torch.Generator,
+                   device: torch.device) -> torch.Tensor:
         return torch.full((batch, self.config.seq_len), self.mask_id, dtype=torch.long, device=device)
 
     def step(self, x: torch.Tensor, i: int, plan: dict[str, Any], generator: torch.Generator):
@@ -100,8 +142,8 @@ class MaskedDiffusionSampler:
         probs = torch.softmax(logits, dim=-1)
         masked = x == self.mask_id
         unmask = masked & (torch.rand(x.shape, generator=generator, device=x.device) < (t - s) / t)
-        x_next = torch.where(unmask, gumbel_sample(probs, generator), x)  # SUBS: unmasked tokens are kept
-        return x_next, Step(probs, plan["t_host"][i], float("nan"))
+        x_next = torch.where(unmask, categorical_sample(probs, generator), x)  # SUBS: unmasked tokens are kept
+        return x_next, Step(logits, probs, plan["t_host"][i], float("nan"))
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -121,18 +163,18 @@ class AutoregressiveSampler:
     def num_steps(self, steps: int) -> int:
         return self.config.seq_len - 1  # fixed: one call per generated token
 
-    def plan(self, steps: int, device: torch.device) -> dict[str, Any]:
+    def plan(self, steps: int, device: torch.device, dense: bool = False) -> dict[str, Any]:
         return {}
 
-    def init_state(self, batch: int, generator: torch.Generator, device: torch.device):
+    def init_state(self, batch: int, plan: dict[str, Any], generator: torch.Generator, device: torch.device):
         return torch.full((batch, 1), self.bos_id, dtype=torch.long, device=device), None
 
     def step(self, state, i: int, plan: dict[str, Any], generator: torch.Generator):
         ids, cache = state
         logits, cache = self.network.forward_cached(ids[:, -1:] if cache is not None else ids, cache)
         probs = torch.softmax(logits[:, -1:], dim=-1)
-        ids = torch.cat([ids, gumbel_sample(probs, generator)], dim=1)
-        return (ids, cache), Step(probs, (i + 1) / self.config.seq_len, float("nan"), first=i + 1)
+        ids = torch.cat([ids, categorical_sample(probs, generator)], dim=1)
+        return (ids, cache), Step(logits[:, -1:], probs, (i + 1) / self.config.seq_len, float("nan"), first=i + 1)
 
     def tokens(self, state) -> torch.Tensor:
         return state[0]
@@ -152,8 +194,8 @@ def run_sampler(sampler: Sampler, batch: int, steps: int, generator: torch.Gener
                 progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, int]:
     """The one sampling loop: returns final tokens (B, L) and the number of network calls."""
     n = sampler.num_steps(steps)
-    plan = sampler.plan(n, device)
-    state = sampler.init_state(batch, generator, device)
+    plan = sampler.plan(n, device, dense=recorder is not None)
+    state = sampler.init_state(batch, plan, generator, device)
     partial = isinstance(sampler, AutoregressiveSampler)
     for i in range(n):
         record = recorder is not None and recorder.needs(i, partial)

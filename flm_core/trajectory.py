@@ -47,7 +47,8 @@ class Trajectory:
 
 
 class Recorder:
-    """Collects one record per chosen step; a record costs a top-k, an entropy and two small matmuls.
+    """Collects one record per chosen step; a record costs a top-k, two K-wide reductions and two small
+    matmuls, and stays on the sampler's device until `finish` (no host round-trip inside the loop).
 
     Samplers that predict only some positions per step (AR) update those positions of a running
     row; the others keep their last values."""
@@ -57,15 +58,20 @@ class Recorder:
         self.keep = set(range(0, total_steps, stride)) | {total_steps - 1}
         self.top_k = min(top_k, vocab_size)
         self.vocab_size = vocab_size
-        k, nan = self.top_k, float("nan")
-        self.current = dict(argmax=torch.full((batch, seq_len), -1, dtype=torch.long),
-                            top_ids=torch.full((batch, seq_len, k), -1, dtype=torch.long),
-                            top_probs=torch.zeros(batch, seq_len, k), entropy=torch.full((batch, seq_len), nan),
-                            state_at_top=torch.full((batch, seq_len, k), nan),
-                            state_argmax=torch.full((batch, seq_len), -1, dtype=torch.long),
-                            prediction_sketch=torch.full((batch, seq_len, SKETCH_DIM), nan),
-                            state_sketch=torch.full((batch, seq_len, SKETCH_DIM), nan))
+        self.shape = (batch, seq_len)
+        self.current: dict[str, torch.Tensor] = {}
         self.rows: list[dict[str, torch.Tensor]] = []
+
+    def _blank(self, device: torch.device) -> dict[str, torch.Tensor]:
+        k, nan, shape = self.top_k, float("nan"), self.shape
+        return dict(argmax=torch.full(shape, -1, dtype=torch.long, device=device),
+                    top_ids=torch.full((*shape, k), -1, dtype=torch.long, device=device),
+                    top_probs=torch.zeros(*shape, k, device=device),
+                    entropy=torch.full(shape, nan, device=device),
+                    state_at_top=torch.full((*shape, k), nan, device=device),
+                    state_argmax=torch.full(shape, -1, dtype=torch.long, device=device),
+                    prediction_sketch=torch.full((*shape, SKETCH_DIM), nan, device=device),
+                    state_sketch=torch.full((*shape, SKETCH_DIM), nan, device=device))
 
     def needs(self, step: int, partial: bool) -> bool:
         """Whether `update` must run at this step (always for per-position samplers)."""
@@ -73,26 +79,31 @@ class Recorder:
 
     @torch.no_grad()
     def update(self, step: int, out, state: torch.Tensor | None, pending: torch.Tensor) -> None:
-        """out: the sampler's Step (probs (B, L', K) at positions first..); state (B, L, K) dense input or None."""
-        probs = out.probs
+        """out: the sampler's Step (logits, probs (B, L', K) at positions first..); state (B, L, K) dense
+        input or None."""
+        probs, logits = out.probs, out.logits.float()
+        if not self.current:
+            self.current = self._blank(probs.device)
         span = slice(out.first, out.first + probs.shape[1])
         top_probs, top_ids = probs.topk(self.top_k, dim=-1)
+        # H = log Z - sum_k p_k l_k with log Z = l_top - log p_top (softmax); nansum drops 0 * (-inf) terms.
+        log_z = logits.gather(-1, top_ids[..., :1]).squeeze(-1) - top_probs[..., 0].float().log()
         projection = sketch_matrix(self.vocab_size).to(probs.device)
         fresh = dict(argmax=top_ids[..., 0], top_ids=top_ids, top_probs=top_probs.float(),
-                     entropy=-(torch.special.xlogy(probs, probs)).sum(-1).float(),
+                     entropy=(log_z - torch.nansum(probs.float() * logits, dim=-1)).clamp_min(0.0),
                      prediction_sketch=probs.float() @ projection)
         if state is not None:
             fresh["state_at_top"] = state.gather(-1, top_ids).float()
-            fresh["state_argmax"] = state.argmax(-1)
+            fresh["state_argmax"] = state.max(-1).indices
             fresh["state_sketch"] = state.float() @ projection
         for name, value in fresh.items():
-            self.current[name][:, span] = value.cpu()
+            self.current[name][:, span] = value
         if step in self.keep:
             row = {name: value.clone() for name, value in self.current.items()}
             row.update(step=torch.tensor(step), t=torch.tensor(out.t), gamma=torch.tensor(out.gamma),
-                       pending=pending.cpu())
+                       pending=pending.clone())
             self.rows.append(row)
 
     def finish(self, final_tokens: torch.Tensor) -> Trajectory:
-        stacked = {k: torch.stack([row[k] for row in self.rows]) for k in self.rows[0]}
+        stacked = {k: torch.stack([row[k] for row in self.rows]).cpu() for k in self.rows[0]}
         return Trajectory(**stacked, final_tokens=final_tokens.cpu())

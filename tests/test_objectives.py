@@ -42,8 +42,17 @@ class Recorder(torch.nn.Module):
         self.learnable_loss_weighting = getattr(network, "learnable_loss_weighting", None)
         self.calls = []
 
+    @property
+    def vocab_embed(self):
+        return self.network.vocab_embed
+
     def forward(self, *args):
-        out = self.network(*args)
+        return self._record(self.network(*args), args)
+
+    def forward_embedded(self, *args):
+        return self._record(self.network.forward_embedded(*args), args)
+
+    def _record(self, out, args):
         self.calls.append(([a.detach().clone() for a in args], out.detach().clone()))
         return out
 
@@ -112,13 +121,36 @@ def test_flm_loss_matches_recomputation(randomize):
     net = Recorder(randomize(DiT(cfg()), seed=3))
     tokens = data(4)
     loss, _ = objectives.flm_loss(net, tokens, gen(5))
-    (x_g, t), logits = net.calls[0]
-    assert x_g.shape == (B, L, K)
-    # t is stratified and x_g sits on the path at g = alpha^-1(t): the mean of x_g over the
-    # wrong coordinates is ~0 and the right coordinate carries g
-    assert torch.equal(((t * B).floor()).long(), torch.arange(B))
+    (h_g, t), logits = net.calls[0]
+    assert h_g.shape == (B, L, TINY["hidden_size"])  # the network's input x_g @ E, never K-wide
+    assert torch.equal(((t * B).floor()).long(), torch.arange(B))  # t is stratified
     expected = -torch.log_softmax(logits.double(), -1).gather(-1, tokens.unsqueeze(-1)).mean()
     assert abs(loss.item() - expected.item()) < 1e-5
+
+
+def test_flm_loss_with_low_rank_noise_has_the_distribution_of_the_dense_loss(randomize):
+    """The loss on x_g @ E drawn as (1 - g) z chol(E^T E)^T + g E[x] vs on the dense x_g = (1 - g) eps + g e_x:
+    same mean and spread over 400 draws per time (Welch t and variance ratio), at fixed t."""
+    from flm_core.paths import embedded_one_hot_path, one_hot_path
+
+    net = randomize(DiT(cfg()), seed=8).eval()
+    tokens = data(6, b=1).expand(400, -1)
+    e = net.vocab_embed.embedding
+    with torch.no_grad():
+        for t_value in (0.2, 0.6, 0.9):
+            t = torch.full((400,), t_value)
+            g = gamma_from_alpha(t, K)
+
+            def losses(logits):
+                return F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none").mean(1)
+
+            dense = losses(net(one_hot_path(tokens, g, K, gen(1)), t))
+            low_rank = losses(net.forward_embedded(embedded_one_hot_path(tokens, g, e, gen(2)), t))
+            welch = (dense.mean() - low_rank.mean()) / (dense.var() / 400 + low_rank.var() / 400).sqrt()
+            assert abs(welch) < 4, (t_value, dense.mean(), low_rank.mean())
+            assert 0.7 < dense.var() / low_rank.var() < 1.4
+    x = torch.randn(2, L, K, generator=gen(3))
+    torch.testing.assert_close(net(x, t[:2]), net.forward_embedded(x @ e, t[:2]))  # forward = embed + rest
 
 
 # ------------------------------------------------------------------ flow map: the w formula

@@ -159,3 +159,21 @@ def test_mask_tokens_is_seeded():
     b = mask_tokens(tokens, t, 1, torch.Generator().manual_seed(0))
     c = mask_tokens(tokens, t, 1, torch.Generator().manual_seed(1))
     assert torch.equal(a[1], b[1]) and not torch.equal(a[1], c[1])
+
+
+def test_embedded_one_hot_path_is_the_projection_of_the_dense_path():
+    """x_g @ E for x_g = (1 - g) eps + g e_x: mean g E[x], covariance (1 - g)^2 E^T E (100k draws)."""
+    from flm_core.paths import embedded_one_hot_path
+
+    g = torch.Generator().manual_seed(0)
+    e = torch.randn(40, 6, generator=g) * torch.linspace(0.2, 2.0, 6) + 0.3 * torch.randn(40, 1, generator=g)
+    tokens = torch.full((20_000, 5), 7)
+    for gamma in (0.0, 0.4):
+        h = embedded_one_hot_path(tokens, torch.full((20_000,), gamma), e, g).flatten(0, 1).double()
+        centred = h - gamma * e[7].double()
+        cov = centred.T @ centred / centred.shape[0]
+        expected = (1 - gamma) ** 2 * (e.T @ e).double()
+        torch.testing.assert_close(cov, expected, rtol=0, atol=0.03 * expected.diagonal().max().item())
+        assert centred.mean(0).abs().max() < 0.05 * expected.diagonal().max().sqrt()
+    ones = embedded_one_hot_path(tokens[:3], torch.ones(3), e, g)
+    torch.testing.assert_close(ones, e[tokens[:3]])

@@ -28,14 +28,15 @@ def pipes(tokenizer, make_config, randomize):
 
 
 def count_network_calls(pipe):
-    """Count the sampler's network calls (AR samplers call forward_cached directly)."""
+    """Count the sampler's network calls (AR samplers call forward_cached directly; flows may enter the
+    DiT after its input projection, so count its output layer)."""
     calls = []
     net = pipe.network
     if pipe.kind == "ar":
         original = net.forward_cached
         net.forward_cached = lambda *a, **k: (calls.append(1), original(*a, **k))[1]
         return calls, lambda: delattr(net, "forward_cached")
-    handle = net.register_forward_pre_hook(lambda *a: calls.append(1))
+    handle = net.output_layer.register_forward_pre_hook(lambda *a: calls.append(1))  # once per network call
     return calls, handle.remove
 
 
@@ -153,21 +154,26 @@ def test_flow_sampler_last_state_is_the_final_prediction(pipes, kind):
     plan = sampler.plan(steps, torch.device("cpu"))
     generator = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        x = sampler.init_state(B, generator, torch.device("cpu"))
+        x = sampler.init_state(B, plan, generator, torch.device("cpu"))
         for i in range(steps):
             x, out = sampler.step(x, i, plan, generator)
-    assert out.gamma < 1 and plan["g"][-1] == 1
+    assert out.gamma < 1 and plan["g_host"][-1] == 1
     torch.testing.assert_close(x, out.probs, rtol=0, atol=1e-6)
     assert torch.equal(sampler.tokens(x), out.probs.argmax(-1))
     assert torch.equal(sampler.tokens(x), pipe.generate(B, steps, seed=3).tokens)
+
+
+def dense_noise(pipe, batch: int, seed: int) -> torch.Tensor:
+    """The K-wide x_0 that generate(seed=seed) starts from (what a recorded run materialises)."""
+    plan = pipe.sampler.plan(1, torch.device("cpu"), dense=True)
+    return pipe.sampler.init_state(batch, plan, torch.Generator().manual_seed(seed), torch.device("cpu"))
 
 
 def test_flm_sampler_equals_an_independent_euler_loop(pipes):
     """z <- z + (g_{i+1} - g_i) (D(z, t_i) - z) / (1 - g_i) on t_i = i / steps; tokens = argmax of the last D."""
     pipe = pipes["flm"]
     k, steps = pipe.vocab_size, 6
-    generator = torch.Generator().manual_seed(5)
-    z = torch.randn(B, L, k, generator=generator)
+    z = dense_noise(pipe, B, seed=5)
     t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
     g = gamma_from_alpha(t, k)
     with torch.no_grad():
@@ -175,16 +181,68 @@ def test_flm_sampler_equals_an_independent_euler_loop(pipes):
             d = torch.softmax(pipe.network(z, torch.full((B,), float(t[i]))), -1)
             z = z + float((g[i + 1] - g[i]) / (1 - g[i])) * (d - z)
     assert torch.equal(pipe.generate(B, steps, seed=5).tokens, d.argmax(-1))
+    assert torch.equal(pipe.generate(B, steps, seed=5, record=True).tokens, d.argmax(-1))
 
 
 def test_fmlm_one_step_is_argmax_of_delta_from_noise_zero_to_one(pipes):
     pipe = pipes["fmlm"]
-    generator = torch.Generator().manual_seed(6)
-    eps = torch.randn(B, L, pipe.vocab_size, generator=generator)
+    eps = dense_noise(pipe, B, seed=6)
     with torch.no_grad():
         delta = torch.softmax(pipe.network(eps, torch.zeros(B), torch.ones(B)), -1)
     assert torch.equal(pipe.generate(B, 1, seed=6).tokens, delta.argmax(-1))
     assert torch.equal(pipe.logits(eps, 0.0, 1.0), pipe.network(eps, torch.zeros(B), torch.ones(B)))
+
+
+@pytest.mark.parametrize("kind", ["flm", "fmlm"])
+def test_low_rank_state_is_the_projection_of_the_dense_state(pipes, kind):
+    """Unrecorded runs evolve h = x @ E; recorded runs evolve x. Same seed: h_i == x_i @ E at every step."""
+    pipe, steps, dev = pipes[kind], 5, torch.device("cpu")
+    sampler = pipe.sampler
+    low, dense = sampler.plan(steps, dev), sampler.plan(steps, dev, dense=True)
+    h = sampler.init_state(B, low, torch.Generator().manual_seed(9), dev)
+    x = sampler.init_state(B, dense, torch.Generator().manual_seed(9), dev)
+    embedding = pipe.network.vocab_embed.embedding.detach()
+    assert h.shape == (B, L, embedding.shape[1]) and x.shape == (B, L, pipe.vocab_size)
+    with torch.no_grad():
+        for i in range(steps):
+            torch.testing.assert_close(x @ embedding, h, rtol=0, atol=2e-5)
+            h, out_low = sampler.step(h, i, low, None)
+            x, out_dense = sampler.step(x, i, dense, None)
+            torch.testing.assert_close(out_low.probs, out_dense.probs, rtol=0, atol=1e-5)
+    assert torch.equal(sampler.tokens(h), sampler.tokens(x))
+
+
+def test_low_rank_noise_has_the_distribution_of_projected_gaussian_noise(pipes):
+    """h_0 ~ N(0, E^T E) and the completed dense x_0 ~ N(0, I_K) (moments of 60k draws)."""
+    pipe, dev = pipes["flm"], torch.device("cpu")
+    sampler, k = pipe.sampler, pipe.vocab_size
+    embedding = pipe.network.vocab_embed.embedding.detach().double()
+    n = 5000  # x 12 positions
+    h = sampler.init_state(n, sampler.plan(1, dev), torch.Generator().manual_seed(1), dev).flatten(0, 1).double()
+    gram = embedding.T @ embedding
+    torch.testing.assert_close(h.T @ h / h.shape[0], gram, rtol=0, atol=0.05 * gram.diagonal().max().item())
+    x = sampler.init_state(n, sampler.plan(1, dev, dense=True), torch.Generator().manual_seed(2), dev)
+    x = x.flatten(0, 1).double()
+    assert x.mean().abs() < 0.01 and abs(x.var().item() - 1) < 0.01
+    directions = torch.randn(k, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    directions = torch.cat([directions / directions.norm(dim=0), embedding[:, :2] / embedding[:, :2].norm(dim=0)], 1)
+    variances = (x @ directions).var(0)  # 1 along any unit direction, inside E's column space or not
+    assert ((variances - 1).abs() < 0.05).all(), variances
+
+
+def test_categorical_sample_matches_the_probabilities_and_never_draws_zero_probability_ids():
+    from flm_core.samplers import categorical_sample
+
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.3, 0.2, 0.0])
+    draws = categorical_sample(probs.expand(200_000, -1), torch.Generator().manual_seed(0))
+    counts = torch.bincount(draws, minlength=6).double()
+    assert counts[[0, 2, 5]].sum() == 0
+    expected = probs.double() * draws.numel()
+    chi2 = ((counts[[1, 3, 4]] - expected[[1, 3, 4]]) ** 2 / expected[[1, 3, 4]]).sum()
+    assert chi2 < 13.8  # 99.9% quantile of chi-square with 2 degrees of freedom
+    one_hot = torch.zeros(3, 4, 6)
+    one_hot[..., 4] = 1.0
+    assert (categorical_sample(one_hot, torch.Generator().manual_seed(1)) == 4).all()
 
 
 @pytest.mark.parametrize("steps", [1, 3, 16])
@@ -206,3 +264,20 @@ def test_generate_rejects_bad_arguments(pipes):
     for args in ((0, 4), (2, 0), (5000, 4), (2, -1)):
         with pytest.raises(ValueError):
             pipe.generate(*args)
+
+
+def test_recorded_entropy_and_state_statistics_match_direct_computations():
+    from flm_core.samplers import Step
+
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 5, 40, generator=g) * torch.tensor([0.1, 1.0, 4.0, 9.0, 30.0]).view(1, 5, 1)
+    logits[0, 0, 3] = float("-inf")  # a masked id (MDLM's SUBS)
+    probs = torch.softmax(logits, -1)
+    state = torch.randn(2, 5, 40, generator=g)
+    recorder = Recorder(1, 2, 5, 40)
+    recorder.update(0, Step(logits, probs, 0.0, 0.0), state, torch.zeros(2, 5, dtype=torch.bool))
+    tr = recorder.finish(probs.argmax(-1))
+    reference = torch.distributions.Categorical(logits=logits.double()).entropy().float()
+    torch.testing.assert_close(tr.entropy[0], reference, rtol=0, atol=2e-5)
+    assert torch.equal(tr.state_argmax[0], state.argmax(-1))
+    torch.testing.assert_close(tr.state_at_top[0], state.gather(-1, probs.topk(8, -1).indices))

@@ -99,7 +99,11 @@ class DiT(nn.Module):
 
     def forward(self, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, L, K) dense or (B, L) ids; s, t: (B,) model times -> logits (B, L, K)."""
-        h = self.vocab_embed(x)
+        return self.forward_embedded(self.vocab_embed(x), s, t)
+
+    def forward_embedded(self, h: torch.Tensor, s: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """The network after its input projection: h = x @ E (B, L, D) -> logits (B, L, K). The network
+        sees a dense x only through h, which lets the flow sampler keep its state in D dimensions."""
         emb = self.sigma_map(s)
         if t is not None:
             if self.sigma_map_prime is None:
