@@ -25,6 +25,7 @@ STEP_CHOICES = tuple(2 ** i for i in range(11))  # 1 .. 1024, log scale
 SPECIAL_SHOWN = {0: "⏎", 1: "░", 2: "∅"}  # separator, mask, pad (flm_core.tokens ids 0, 1, 2)
 ENV_CHECKPOINTS = "FLM_EXPLORER_CHECKPOINTS"
 ENV_BENCHMARKS = "FLM_EXPLORER_BENCHMARKS"
+ENV_ALLOW = "FLM_EXPLORER_ALLOW_PATHS"
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,12 +92,26 @@ def scan_checkpoints(roots: Iterable[Path], extra: Iterable[str] = ()) -> list[C
     return sorted(seen.values(), key=lambda c: (c.error is not None, order.get(c.kind, 9), c.name))
 
 
-def validate_user_path(text: str) -> Path:
-    """A user-typed checkpoint path -> resolved directory, or ValueError with a one-line reason."""
+def allowed_roots(env: dict[str, str] | None = None, repo_root: Path | None = None) -> list[Path]:
+    """Folders a user-typed checkpoint path may lie in: the scanned roots, the repo's runs/, and
+    $FLM_EXPLORER_ALLOW_PATHS (os.pathsep-separated)."""
+    env = os.environ if env is None else env
+    repo_root = repo_root or Path(__file__).resolve().parents[1]
+    extra = [Path(p).expanduser() for p in env.get(ENV_ALLOW, "").split(os.pathsep) if p.strip()]
+    return [*checkpoint_roots(env, repo_root), repo_root / "runs", *extra]
+
+
+def validate_user_path(text: str, allowed: Iterable[Path]) -> Path:
+    """A user-typed checkpoint path -> resolved directory inside an allowed folder (links resolved first,
+    so none leads outside), or ValueError with a one-line reason."""
     text = (text or "").strip()
     if not text:
         raise ValueError("enter the path of a checkpoint directory")
-    path = Path(text).expanduser()
+    path = Path(text).expanduser().resolve()
+    roots = [Path(root).expanduser().resolve() for root in allowed]
+    if not any(path.is_relative_to(root) for root in roots):
+        raise ValueError(f"{text}: outside the allowed folders ({', '.join(map(str, roots))}); "
+                         f"add its parent folder to {ENV_ALLOW} to open it")
     if not path.exists():
         raise ValueError(f"{text}: no such directory")
     if not path.is_dir():

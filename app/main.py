@@ -33,7 +33,7 @@ def add_path() -> None:
     """Callback of the sidebar's path box: accept only existing checkpoint directories."""
     text = st.session_state.get("user_path", "")
     try:
-        path = analysis.validate_user_path(text)
+        path = analysis.validate_user_path(text, analysis.allowed_roots(repo_root=common.REPO_ROOT))
         info = analysis.describe_checkpoint(path)
         if info.error:
             raise ValueError(info.error)

@@ -162,8 +162,10 @@ _READERS: dict[str, Callable[[Path], list[str]]] = {".txt": _read_txt, ".jsonl":
 
 
 def _read_text(path: Path) -> str:
-    """Strict UTF-8 decoding with the file and byte offset in the error."""
+    """Strict UTF-8 decoding with the file and byte offset in the error; NUL bytes mark a binary file."""
     data = path.read_bytes()
+    if (nul := data.find(b"\x00")) >= 0:
+        raise CorpusError(f"{path}: a binary file (NUL byte at offset {nul}), not text: pass .txt or .jsonl text")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

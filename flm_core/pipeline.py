@@ -12,11 +12,12 @@ from tokenizers import Tokenizer
 from flm_core import hub, released
 from flm_core.checkpoint import (CheckpointError, TOKENIZER_FILE, load_state_into, read_checkpoint)
 from flm_core.config import RunConfig
+from flm_core.memory import available_bytes, generation_bytes, gib
 from flm_core.models import build_network
 from flm_core.samplers import (AutoregressiveSampler, FlowSampler, MaskedDiffusionSampler, Sampler,
                                run_sampler)
 from flm_core.tokens import MASK_ID, SEP_ID, decode, load_tokenizer
-from flm_core.trajectory import Recorder, Trajectory
+from flm_core.trajectory import MAX_RECORDED_STEPS, Recorder, Trajectory
 
 
 @dataclass
@@ -74,8 +75,13 @@ class Pipeline:
             raise ValueError(f"num_samples must be in [1, 4096], got {num_samples}")
         if not 1 <= steps <= 100_000:
             raise ValueError(f"steps must be in [1, 100000], got {steps}")
-        generator = torch.Generator(device=self.device).manual_seed(seed)
         n = self.sampler.num_steps(steps)
+        needed = generation_bytes(self.config.model, num_samples, min(n, MAX_RECORDED_STEPS) if record else 0)
+        free = available_bytes(self.device)
+        if needed > free:
+            raise ValueError(f"{num_samples} samples of {self.seq_len} tokens over a vocabulary of {self.vocab_size} "
+                             f"need about {gib(needed)}, more than the {gib(free)} free: use fewer samples")
+        generator = torch.Generator(device=self.device).manual_seed(seed)
         recorder = Recorder(n, num_samples, self.seq_len, self.vocab_size) if record else None
         if self.device.type == "cuda":
             torch.cuda.synchronize()

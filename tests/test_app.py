@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -133,7 +134,11 @@ def test_generate_all_four_kinds_and_ar_note(app, tiny_root):
     assert nfes == [2, 2, 2, SEQ_LEN - 1]
 
 
-def test_bad_user_path_shows_error_not_traceback(app, tmp_path, tiny_root):
+def test_bad_user_path_shows_error_not_traceback(app, tmp_path, tiny_root, monkeypatch):
+    app.text_input(key="user_path").input("/etc").run()
+    assert not app.exception
+    assert any("outside the allowed folders" in e.value for e in app.sidebar.error)
+    monkeypatch.setenv(analysis.ENV_ALLOW, str(tmp_path))
     app.text_input(key="user_path").input(str(tmp_path / "nope")).run()
     assert not app.exception
     assert any("no such directory" in e.value for e in app.sidebar.error)
@@ -331,12 +336,30 @@ def test_read_benchmarks_is_defensive(tmp_path):
 
 
 def test_validate_user_path(tmp_path):
+    allowed = [tmp_path / "ok"]
+    (tmp_path / "ok" / "ckpt").mkdir(parents=True)
+    (tmp_path / "ok" / "ckpt" / "config.json").write_text("{}")
+    assert analysis.validate_user_path(str(tmp_path / "ok" / "ckpt"), allowed) == (tmp_path / "ok" / "ckpt").resolve()
     with pytest.raises(ValueError, match="no such directory"):
-        analysis.validate_user_path(str(tmp_path / "x"))
+        analysis.validate_user_path(str(tmp_path / "ok" / "x"), allowed)
     with pytest.raises(ValueError, match="no config.json"):
-        analysis.validate_user_path(str(tmp_path))
+        analysis.validate_user_path(str(tmp_path / "ok"), allowed)
     with pytest.raises(ValueError, match="enter the path"):
-        analysis.validate_user_path("  ")
+        analysis.validate_user_path("  ", allowed)
+    # Outside the allowed folders: refused before anything is read, also through ../ and symlinks.
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "config.json").write_text("{}")
+    (tmp_path / "ok" / "link").symlink_to(tmp_path / "secret")
+    for text in (str(tmp_path / "secret"), str(tmp_path / "ok" / ".." / "secret"), str(tmp_path / "ok" / "link"),
+                 "/etc"):
+        with pytest.raises(ValueError, match="outside the allowed folders.*FLM_EXPLORER_ALLOW_PATHS"):
+            analysis.validate_user_path(text, allowed)
+
+
+def test_allowed_roots_are_the_scanned_roots_runs_and_the_environment(tmp_path):
+    env = {analysis.ENV_CHECKPOINTS: str(tmp_path / "a"), analysis.ENV_ALLOW: os.pathsep.join(["/x", "/y"])}
+    assert analysis.allowed_roots(env, repo_root=tmp_path) == [tmp_path / "a", tmp_path / "runs", Path("/x"), Path("/y")]
+    assert analysis.allowed_roots({}, repo_root=tmp_path) == [tmp_path / "checkpoints", tmp_path / "runs"]
 
 
 def test_chart_builders_return_figures():

@@ -112,6 +112,9 @@ def test_hf_reads_text_column(monkeypatch):
         ("blank.txt", b"  \n\n \t \n", "empty corpus file"),
         ("blank.jsonl", b'"  "\n{"text": ""}\n', "empty corpus file"),
         ("latin1.txt", b"caf\xe9 au lait", r"not UTF-8.*offset 3"),
+        ("junk.txt", bytes(range(256)) * 4, r"binary file \(NUL byte at offset 0\)"),
+        ("image.txt", b"GIF89a\x01\x00\x01\x00", r"binary file \(NUL byte at offset 7\)"),
+        ("random.jsonl", b"\x8f\xff\xfe junk", r"not UTF-8.*offset 0"),
         ("bad.jsonl", b'"ok"\n{"text": oops}\n', "line 2: invalid JSON"),
         ("notext.jsonl", b'{"body": "x"}\n', 'line 1: expected a JSON string or an object with a "text"'),
         ("corpus.csv", b"a,b\n", "unknown corpus file extension '.csv'"),
@@ -281,3 +284,18 @@ def test_load_blocks_checks(prepared, tmp_path):
     one_line_error(ValueError, "manifest says", load_blocks, tmp_path, "train")
     (tmp_path / "manifest.json").write_text("{")
     one_line_error(ValueError, "corrupt manifest", load_manifest, tmp_path)
+
+
+def test_huge_lines_are_whole_documents(tmp_path):
+    """A 2 MB file without a newline is one document: too few to split (a clear error); two such
+    documents prepare into full blocks."""
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    line = " ".join(words[i % 8] + str(i % 97) for i in range(250_000))
+    path = tmp_path / "one_line.txt"
+    path.write_text(line, encoding="utf-8")
+    assert len(read_corpus(str(path))) == 1
+    one_line_error(CorpusError, r"val split \(0 documents\)", prepare, str(path), tmp_path / "a", 300, 32, 0.1)
+    path.write_text(line + "\n\n" + line[::-1], encoding="utf-8")
+    manifest = prepare(str(path), tmp_path / "b", vocab_size=300, seq_len=32, val_fraction=0.5, seed=0)
+    blocks = load_blocks(tmp_path / "b", "train")
+    assert blocks.shape[1] == 32 and blocks.shape[0] * 32 >= 0.9 * manifest["counts"]["tokens"]["train"]

@@ -1,0 +1,46 @@
+"""Memory needed before anything is allocated: weights of a config, one generation, and what the
+machine has free. Callers turn a shortfall into a one-line error that says what to change."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+BYTES_FP32 = 4
+
+
+def available_bytes(device: torch.device | str = "cpu") -> int:
+    """Free memory of the device: CUDA's free bytes, or the OS's MemAvailable (total RAM elsewhere)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def weights_bytes(model) -> int:
+    """fp32 weights of a ModelConfig (from its shapes alone)."""
+    return BYTES_FP32 * model.num_parameters_estimate()
+
+
+def generation_bytes(model, batch: int, recorded_steps: int, top_k: int = 8) -> int:
+    """Peak working memory of one sampling run beside the weights, generously rounded up:
+    about eight (B, L, K) float32 tensors alive at once (logits, probabilities, dense state and its
+    update, the float64 CDF of the categorical draw), the attention scores of one block, the
+    activations of one block, and the trajectory record (steps x B x L x (3k + 24) values)."""
+    b, l, k, d = batch, model.seq_len, model.vocab_size, model.hidden_size
+    dense = 8 * b * l * k
+    attention = 2 * b * model.n_heads * l * l
+    activations = 16 * b * l * d
+    record = recorded_steps * b * l * (3 * top_k + 24)
+    return BYTES_FP32 * (dense + attention + activations + record)
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
