@@ -146,6 +146,8 @@ def _save_state(out: Path, step: int, network: nn.Module, ema: EMA, optimizer: t
     """Atomic training state: write state/step_N.tmp, rename it, then point LATEST at it."""
     root = out / STATE_DIR
     final = root / f"step_{step:09d}"
+    if final.exists():  # saving the same step again (a resumed run that had already finished): never
+        final = root / f"step_{step:09d}_{time.time_ns()}"  # remove the folder LATEST points to
     tmp = root / f".step_{step:09d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tensors = {f"model.{k}": v for k, v in network.state_dict().items()}
@@ -157,7 +159,6 @@ def _save_state(out: Path, step: int, network: nn.Module, ema: EMA, optimizer: t
     meta = {"step": step, "elapsed_seconds": elapsed, "ema_updates": ema.updates, "best_val_nll": best,
             "param_groups": opt["param_groups"], "config": config.to_dict()}
     atomic_write_text(tmp / "state.json", json.dumps(meta))
-    shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     atomic_write_text(root / "LATEST", final.name)
     for old in root.glob("step_*"):

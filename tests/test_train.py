@@ -280,3 +280,51 @@ def test_fmlm_init_from_a_student_keeps_its_weights_not_the_teachers(tiny_data, 
     student, _ = build_student(RunConfig.load(out / "config.json"), torch.device("cpu"))
     start = load_file(str(first / WEIGHTS_FILE))
     assert all(torch.equal(p, start[name].float()) for name, p in student.state_dict().items())
+
+
+# ------------------------------------------------------------------ (8) kill -9 at random moments
+
+
+def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tiny_data, tmp_path, tiny_train_args):
+    """A run saved every step is SIGKILLed three times at random moments (seeded), each time
+    resumed; after the last resume it finishes. Every kill leaves LATEST pointing at a complete,
+    loadable state, at most the step in flight is lost, and the end state equals a run that was
+    never interrupted (weights, EMA, optimizer moments, step count)."""
+    import random
+    import signal
+    import time
+
+    common = ["--max-steps", "40", "--lr", "3e-3", "--warmup-steps", "3", "--dropout", "0.1",
+              "--save-every-minutes", "0", "--eval-every", "10"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(tiny_train_args("flm", tiny_data, a, *common)) == 0
+    command = [sys.executable, "-m", "flm_core", *tiny_train_args("flm", tiny_data, b, *common, "--resume")]
+    rng = random.Random(20261127)
+    latest = b / STATE_DIR / "LATEST"
+    steps_at_kill = []
+    for _ in range(3):
+        proc = subprocess.Popen(command, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        before = latest.read_text() if latest.exists() else None
+        deadline = time.monotonic() + 120
+        while (not latest.exists() or latest.read_text() == before) and proc.poll() is None:
+            assert time.monotonic() < deadline, "training never saved"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))  # somewhere inside a later step or save
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+        proc.stderr.close()
+        saved = json.loads((latest.parent / latest.read_text().strip() / "state.json").read_text())
+        steps_at_kill.append(saved["step"])
+        load_file(str(latest.parent / latest.read_text().strip() / "tensors.safetensors"))  # complete
+    print("steps saved at the kills:", steps_at_kill)
+    assert steps_at_kill == sorted(steps_at_kill) and steps_at_kill[-1] < 40, steps_at_kill
+    finished = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    sa, sb = state_tensors(a), state_tensors(b)
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+    assert [r["step"] for r in training_log(b) if r["split"] == "train"][-1] == 40
+    left = [p.name for p in (b / STATE_DIR).iterdir() if p.name != "LATEST"]
+    assert len(left) == 1 and left[0].startswith("step_000000040"), left  # no stale or temporary state
