@@ -1,13 +1,14 @@
-"""CPU cost of the released model size: seconds for one-step FMLM, seconds per FLM (Euler) step, peak RSS.
+"""CPU cost of the released model size: seconds for one-step FMLM, seconds per FLM (Euler) step, the
+sampler's overhead over its bare network calls, the cost of recording a trajectory, peak RSS.
 
 Random weights of the released shape (hidden 768, 12 blocks, 12 heads, cond 128, K = 30522, L = 128)
 are written in the released hub-mixin layout (config.json + model.safetensors), then each model is
-loaded with flm_core.load in a fresh process (so that its peak RSS is its own) and sampled with
-Pipeline.generate (noise, network, softmax and flow step included; load excluded). Prints one JSON object.
+loaded with flm_core.load in a fresh process (so that its peak RSS is its own) and timed with
+flm_core.speed.sampler_overhead (load excluded). Prints one JSON object.
 
     python scripts/bench_released.py [--batch-sizes 1 4] [--repeats 3] [--flm-steps 2]
 
-On a shared machine the minimum over repeats is the better estimate of the uncontended cost.
+Ratios are measured inside one process, so they hold on a shared machine better than the seconds do.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,14 +66,12 @@ def measure(folder: Path, kind: str, batch_sizes: list[int], repeats: int, flm_s
     pipe = flm_core.load(folder)
     out = {"kind": pipe.kind, "load_seconds": round(time.perf_counter() - start, 2),
            "rss_after_load_mb": round(peak_rss_mb())}
+    from flm_core.speed import sampler_overhead
+
     steps = 1 if kind == "fmlm" else flm_steps
-    pipe.generate(num_samples=1, steps=1, seed=0)  # warm-up (allocator, kernels)
-    for b in batch_sizes:
-        seconds = [pipe.generate(num_samples=b, steps=steps, seed=r).seconds for r in range(repeats)]
-        out[f"batch_{b}"] = {"steps": steps, "seconds_per_call": [round(s, 3) for s in seconds],
-                             "min_seconds": round(min(seconds), 3),
-                             "median_seconds": round(statistics.median(seconds), 3),
-                             "median_seconds_per_step": round(statistics.median(seconds) / steps, 3),
+    for b in batch_sizes:  # medians after a warm-up: bare network call, generation, recorded generation
+        row = sampler_overhead(pipe, b, steps, repeats)
+        out[f"batch_{b}"] = {**{k: v for k, v in row.items() if k not in ("kind", "checkpoint", "batch")},
                              "peak_rss_mb": round(peak_rss_mb())}
     return out
 
