@@ -455,7 +455,8 @@ def update_model_cards(result: dict[str, Any]) -> list[str]:
                 _fmt(r.get("entropy")), _fmt(r.get("mauve"), 3), _fmt(r.get("memorization"), 3),
                 _fmt(r.get("word_validity"), 3), _fmt(r.get("seconds_per_sample"), 3)]) + " |")
         shown = rows[0] if rows[0]["kind"] == "fmlm" else rows[-1]
-        lines += ["", f"Unedited samples ({shown['steps']} steps, seed {st['seed']}):", ""]
+        unit = "step" if shown["steps"] == 1 else "steps"
+        lines += ["", f"Unedited samples ({shown['steps']} {unit}, seed {st['seed']}):", ""]
         lines += ["```text\n" + text.strip() + "\n```" for text in shown.get("examples", [])]
         card = card_path.read_text(encoding="utf-8").split(CARD_SECTION)[0].rstrip()
         atomic_write_text(card_path, card + "\n\n" + "\n".join(lines) + "\n")
