@@ -137,4 +137,4 @@ def test_update_model_cards_rewrites_only_the_benchmark_section(world, tmp_path)
     assert card.count("## Benchmark") == 1
     assert "| 1 | 1 |" in card and "| 2 | 2 |" in card and "| data |" in card
     shown = result["rows"][0]["examples"]
-    assert "Unedited samples (1 steps" in card and all(text.strip() in card for text in shown)
+    assert "Unedited samples (1 step," in card and all(text.strip() in card for text in shown)
