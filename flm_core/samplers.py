@@ -49,28 +49,17 @@ def categorical_sample(probs: torch.Tensor, generator: torch.Generator) -> torch
 class FlowSampler:
     """FLM Euler (one time input) or FMLM flow map (two time inputs) on the uniform-t grid.
 
-    The network sees x only through h = x @ E (E = vocab_embed, (K, D)) and each update is linear in x,
-    so an unrecorded run keeps its state in D dimensions (exact, not an approximation):
-        h_0 = eps @ E ~ N(0, E^T E), drawn as z @ chol(E^T E)^T with z ~ N(0, I_D),
-        h_{i+1} = h_i + w_i (delta_i @ E - h_i),  w_i = (g_{i+1} - g_i) / (1 - g_i),
-    with no K-wide noise or state update. A recorded run keeps the dense x (the app shows it), drawn from
-    the same z completed by noise orthogonal to E's columns, eps = h_0 C^-1 E^T + eps' (I - E C^-1 E^T)
-    with C = E^T E, so x_0 ~ N(0, I_K), x_0 @ E = h_0, and both runs make the same tokens."""
+    Every run starts from x_0 = eps ~ N(0, I_K) drawn from the seed alone, so two models given the same
+    seed start from the same noise (the app's FLM-vs-FMLM agreement relies on it). After that, the
+    network sees x only through h = x @ E (E = vocab_embed, (K, D)) and each update is linear in x, so an
+    unrecorded run keeps its state in D dimensions (exact, not an approximation):
+        h_0 = eps @ E,  h_{i+1} = h_i + w_i (delta_i @ E - h_i),  w_i = (g_{i+1} - g_i) / (1 - g_i),
+    with no K-wide state update. A recorded run keeps the dense x, which the app shows."""
 
     def __init__(self, network: torch.nn.Module):
         self.network = network
         self.config = network.config
         self.two_times = network.config.double_time
-        self._chol: tuple[tuple, torch.Tensor | None] = ((), None)
-
-    def _noise_factor(self, embedding: torch.Tensor) -> torch.Tensor | None:
-        """chol(E^T E) (D, D), or None where E lacks full column rank; cached until E changes."""
-        key = (embedding.data_ptr(), embedding._version, embedding.device, embedding.dtype)
-        if self._chol[0] != key:
-            gram = embedding.double().T @ embedding.double()
-            chol, info = torch.linalg.cholesky_ex(gram)
-            self._chol = (key, chol.to(embedding.dtype) if int(info) == 0 else None)
-        return self._chol[1]
 
     def num_steps(self, steps: int) -> int:
         return steps
@@ -79,25 +68,15 @@ class FlowSampler:
         t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
         g = gamma_from_alpha(t, self.config.vocab_size)
         w = (g[1:] - g[:-1]) / (1 - g[:-1]).clamp_min(1e-6)
-        embed = getattr(self.network, "vocab_embed", None)  # any other denoiser sees dense x
-        embedding = None if embed is None else embed.embedding.detach()
-        chol = None if embedding is None else self._noise_factor(embedding)
+        embedded = hasattr(self.network, "forward_embedded")  # any other denoiser sees dense x
         return {"t": t.float().to(device), "w": w.float().to(device), "t_host": t.tolist(), "g_host": g.tolist(),
-                "dense": dense or chol is None, "embedding": embedding, "chol": chol}
+                "dense": dense or not embedded}
 
     def init_state(self, batch: int, plan: dict[str, Any], generator: torch.Generator,
                    device: torch.device) -> torch.Tensor:
-        """h_0 (B, L, D), or the dense x_0 (B, L, K) of a recorded run (see the class docstring)."""
-        shape, chol = (batch, self.config.seq_len), plan["chol"]
-        if chol is None:  # a denoiser without an input embedding, or a singular E^T E: plain K-wide noise
-            return torch.randn(*shape, self.config.vocab_size, generator=generator, device=device)
-        h = torch.randn(*shape, chol.shape[0], generator=generator, device=device) @ chol.T
-        if not plan["dense"]:
-            return h
-        e = plan["embedding"]
-        rest = torch.randn(*shape, self.config.vocab_size, generator=generator, device=device)
-        coefficients = torch.cholesky_solve((h - rest @ e).flatten(0, 1).T, chol).T.view_as(h)
-        return rest + coefficients @ e.T  # eps' + (h_0 - eps' E) C^-1 E^T
+        """x_0 = eps (B, L, K), or h_0 = eps @ E (B, L, D) for an unrecorded run."""
+        eps = torch.randn(batch, self.config.seq_len, self.config.vocab_size, generator=generator, device=device)
+        return eps if plan["dense"] else self.network.vocab_embed(eps)
 
     def step(self, x: torch.Tensor, i: int, plan: dict[str, Any], generator: torch.Generator):
         b = x.shape[0]
