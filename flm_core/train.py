@@ -185,15 +185,17 @@ def _load_state(out: Path, network: nn.Module, ema: EMA,
     return meta["step"], meta["elapsed_seconds"], meta["best_val_nll"]
 
 
-def build_student(config: RunConfig, device: torch.device) -> tuple[nn.Module, nn.Module | None]:
+def build_student(config: RunConfig, device: torch.device,
+                  warm_start: bool = True) -> tuple[nn.Module, nn.Module | None]:
     """The network to train and, for FMLM, the frozen FLM teacher it distils.
 
-    The network starts from `training.init_from` when given (a warm start), else a fresh FMLM student
-    starts from its teacher with the second time embedding zeroed (so it first equals the teacher)."""
+    The network starts from `training.init_from` when given (a warm start; skipped with warm_start=False,
+    as when a resumed run's state replaces the weights anyway), else a fresh FMLM student starts from its
+    teacher with the second time embedding zeroed (so it first equals the teacher)."""
     from flm_core.pipeline import load as load_pipeline
 
     network = build_network(config.model)
-    init_from = config.training.init_from
+    init_from = config.training.init_from if warm_start else None
     if init_from:
         init = load_pipeline(init_from)
         if init.kind != config.kind or init.config.model != config.model:
@@ -280,13 +282,14 @@ def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: 
     tokenizer_json = (Path(data_dir) / "tokenizer.json").read_text(encoding="utf-8")
 
     torch.manual_seed(cfg.seed)
-    network, teacher = build_student(config, device)
+    resuming = resume and (out / STATE_DIR / "LATEST").is_file()
+    network, teacher = build_student(config, device, warm_start=not resuming)
     module = ObjectiveModule(network, make_objective(config, teacher))
     optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.lr, betas=(0.9, 0.98),
                                   weight_decay=cfg.weight_decay)
     ema = EMA(network, cfg.ema)
     step, elapsed, best = 0, 0.0, math.inf
-    if resume and (out / STATE_DIR / "LATEST").is_file():
+    if resuming:
         step, elapsed, best = _load_state(out, network, ema, optimizer)
         log.info("resumed %s at step %d", out, step)
     elif rank == 0 and out.exists() and (out / STATE_DIR).exists():

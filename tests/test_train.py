@@ -2,6 +2,7 @@
 DDP equivalence, the NaN guard, and FMLM distillation from an FLM teacher."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -258,6 +259,9 @@ def test_init_from_starts_at_the_checkpoint_weights_with_a_fresh_run(tiny_data, 
     assert all(torch.equal(p, start[name].float()) for name, p in network.state_dict().items())
     assert [r["step"] for r in training_log(out) if r["split"] == "train"] == [1, 2]  # a new step count
     assert "initialised from" in (out / "README.md").read_text()
+    shutil.rmtree(exported)  # resuming reads the run's own state, not the checkpoint it started from
+    assert main(["train", "flm", "--data", str(tiny_data), "--out", str(out), "--resume", "--max-steps", "3"]) == 0
+    assert [r["step"] for r in training_log(out) if r["split"] == "train"] == [1, 2, 3]
 
 
 def test_init_from_a_checkpoint_of_another_kind_is_refused(tiny_data, tmp_path, tiny_train_args, flm_checkpoint,
