@@ -158,10 +158,11 @@ def _bench_speed(args: argparse.Namespace) -> None:
             print(json.dumps(row))
     bf16 = use_bf16(args.precision, device)
     for kind in args.train_kinds:
-        row = speed.training_throughput(kind, args.train_preset, args.vocab_size, args.seq_len,
-                                        args.train_batch, args.train_steps, device, bf16)
-        result["training"].append(row)
-        print(json.dumps(row))
+        for compiled in (False, True) if args.train_compile else (False,):
+            row = speed.training_throughput(kind, args.train_preset, args.vocab_size, args.seq_len,
+                                            args.train_batch, args.train_steps, device, bf16, compiled)
+            result["training"].append(row)
+            print(json.dumps(row))
     result["peak_memory_mb"] = speed.peak_memory_mb(device)
     if args.out:
         atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-preset", choices=sorted(MODEL_PRESETS), default="cpu")
     p.add_argument("--train-batch", type=int, default=64)
     p.add_argument("--train-steps", type=int, default=3, help="timed optimizer steps (after 2 warm-up)")
+    p.add_argument("--train-compile", action="store_true", help="time the training step under torch.compile too")
     p.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE)
     p.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN)
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")

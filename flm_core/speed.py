@@ -95,11 +95,15 @@ def sampler_overhead(pipe: Pipeline, batch: int, steps: int, repeats: int) -> di
 
 
 def training_throughput(kind: str, preset: str, vocab_size: int, seq_len: int, batch: int, steps: int,
-                        device: torch.device, bf16: bool) -> dict:
-    """tokens/s of AdamW steps on random tokens, and FLOP utilisation vs the matmul peak."""
+                        device: torch.device, bf16: bool, compiled: bool = False) -> dict:
+    """tokens/s of AdamW steps on random tokens, and FLOP utilisation vs the matmul peak. If compiled,
+    the loss and its gradient go through torch.compile as in `train --compile` (compilation happens in
+    the untimed warm-up steps)."""
     config = ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=kind == "ar", **MODEL_PRESETS[preset])
     net = build_network(config).to(device)
     loss_fn = ar_loss if kind == "ar" else flm_loss
+    if compiled:
+        loss_fn = torch.compile(loss_fn)
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
     tokens = torch.randint(3, vocab_size, (batch, seq_len), device=device)
     generator = torch.Generator(device=device).manual_seed(0)
@@ -118,7 +122,7 @@ def training_throughput(kind: str, preset: str, vocab_size: int, seq_len: int, b
     achieved = flops_per_token * batch * seq_len / seconds / 1e9
     peak = matmul_peak_gflops(device, torch.bfloat16 if bf16 else torch.float32)
     return {"kind": kind, "preset": preset, "parameters": params, "batch": batch, "seq_len": seq_len,
-            "precision": "bf16" if bf16 else "fp32", "seconds_per_step": seconds,
+            "precision": "bf16" if bf16 else "fp32", "compiled": compiled, "seconds_per_step": seconds,
             "tokens_per_second": batch * seq_len / seconds, "achieved_gflops": achieved,
             "matmul_peak_gflops": peak, "mfu": achieved / peak}
 

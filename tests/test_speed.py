@@ -30,6 +30,12 @@ def test_training_throughput_figures_are_consistent():
     assert 0 < row["mfu"] < 1
 
 
+def test_compiled_training_step_is_timed_and_labelled():
+    row = speed.training_throughput("flm", "tiny", vocab_size=64, seq_len=8, batch=4, steps=1,
+                                    device=torch.device("cpu"), bf16=False, compiled=True)
+    assert row["compiled"] is True and row["tokens_per_second"] > 0
+
+
 def test_bench_speed_cli_writes_json(flm_checkpoint, tmp_path):
     out = tmp_path / "speed.json"
     code = main(["bench-speed", "--checkpoints", str(flm_checkpoint), "--steps", "2", "--batch", "2",
