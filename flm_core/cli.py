@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, nargs="+", default=[1, 32])
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--train-kinds", nargs="*", default=["flm", "ar"], choices=["flm", "ar"])
+    p.add_argument("--train-kinds", nargs="*", default=["flm", "ar"], choices=["flm", "flm-dense", "ar"],
+                   help="flm-dense: the FLM loss with K-wide noise instead of the low-rank draw")
     p.add_argument("--train-preset", choices=sorted(MODEL_PRESETS), default="cpu")
     p.add_argument("--train-batch", type=int, default=64)
     p.add_argument("--train-steps", type=int, default=3, help="timed optimizer steps (after 2 warm-up)")

@@ -27,13 +27,17 @@ def _weighted(per_token: torch.Tensor, network: torch.nn.Module, time: torch.Ten
     return (torch.exp(-w) * per_token + w).mean()
 
 
-def flm_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Generator) -> LossOutput:
-    """Cross-entropy of D(x_g, t) = softmax(network(x_g, t)) against x, t ~ U[0,1], g = alpha^-1(t)."""
+def flm_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Generator,
+             low_rank_noise: bool = True) -> LossOutput:
+    """Cross-entropy of D(x_g, t) = softmax(network(x_g, t)) against x, t ~ U[0,1], g = alpha^-1(t).
+
+    With low_rank_noise (the default) a DiT gets x_g @ E drawn without the K-wide noise (same
+    distribution, see paths.embedded_one_hot_path); False draws the dense x_g (bench-speed compares)."""
     k = network.config.vocab_size
     t = stratified_uniform(tokens.shape[0], generator, tokens.device)
     g = gamma_from_alpha(t, k)
     embed = getattr(network, "vocab_embed", None)
-    if embed is not None and k >= embed.embedding.shape[1]:  # the DiT sees x_g only through x_g @ E
+    if low_rank_noise and embed is not None and k >= embed.embedding.shape[1]:  # DiT sees x_g only via x_g @ E
         logits = network.forward_embedded(embedded_one_hot_path(tokens, g, embed.embedding, generator), t)
     else:
         logits = network(one_hot_path(tokens, g, k, generator), t)

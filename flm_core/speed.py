@@ -4,11 +4,13 @@
   call on the same batch). 1.0 means the loop around the network costs nothing.
 - trajectory overhead: generation with record=True / without.
 - training throughput: tokens/s of full optimizer steps, and model FLOP utilisation against the
-  matmul peak of the same precision measured in the same process.
+  matmul peak of the same precision measured in the same process ("flm-dense": the FLM loss with
+  K-wide noise, to compare with the default low-rank draw).
 - peak memory: resident set (CPU) or allocator peak (CUDA).
 """
 from __future__ import annotations
 
+import functools
 import resource
 import statistics
 import time
@@ -101,7 +103,7 @@ def training_throughput(kind: str, preset: str, vocab_size: int, seq_len: int, b
     the untimed warm-up steps)."""
     config = ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=kind == "ar", **MODEL_PRESETS[preset])
     net = build_network(config).to(device)
-    loss_fn = ar_loss if kind == "ar" else flm_loss
+    loss_fn = {"ar": ar_loss, "flm": flm_loss, "flm-dense": functools.partial(flm_loss, low_rank_noise=False)}[kind]
     if compiled:
         loss_fn = torch.compile(loss_fn)
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
