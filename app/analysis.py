@@ -109,16 +109,22 @@ def validate_user_path(text: str, allowed: Iterable[Path]) -> Path:
         raise ValueError("enter the path of a checkpoint directory")
     path = Path(text).expanduser().resolve()
     roots = [Path(root).expanduser().resolve() for root in allowed]
-    if not any(path.is_relative_to(root) for root in roots):
-        raise ValueError(f"{text}: outside the allowed folders ({', '.join(map(str, roots))}); "
-                         f"add its parent folder to {ENV_ALLOW} to open it")
+
+    def inside(p: Path) -> bool:
+        return any(p.resolve().is_relative_to(root) for root in roots)
+
+    if not inside(path):
+        raise ValueError(f"{text}: outside the allowed folders; add its parent folder to {ENV_ALLOW} to open it")
     if not path.exists():
         raise ValueError(f"{text}: no such directory")
     if not path.is_dir():
         raise ValueError(f"{text}: not a directory (a checkpoint is a folder with config.json)")
     if not (path / "config.json").is_file():
         raise ValueError(f"{text}: not a checkpoint directory (no config.json)")
-    return path.resolve()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        if (path / name).exists() and not inside(path / name):
+            raise ValueError(f"{text}: {name} links outside the allowed folders")
+    return path
 
 
 def one_line(err: BaseException | str) -> str:

@@ -36,11 +36,21 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         if getattr(args, name) is not None:
             model[name] = getattr(args, name)
     seq_len = manifest["settings"]["seq_len"]
+    learnable_loss_weighting = args.learnable_loss_weighting
     if args.init_from:  # a warm start keeps the shape (and dropout) of the checkpoint it continues
         init = _checkpoint_config(args.init_from)
         if init.kind != args.kind:
             raise ValueError(f"--init-from {args.init_from} holds a {init.kind} model, not {args.kind}")
-        model = {k: getattr(init.model, k) for k in ("hidden_size", "n_blocks", "n_heads", "cond_dim", "dropout")}
+        shape = ("hidden_size", "n_blocks", "n_heads", "cond_dim", "dropout")
+        given = [f"--{k.replace('_', '-')}" for k in shape if getattr(args, k) is not None]
+        if given or args.learnable_loss_weighting:
+            given += ["--learnable-loss-weighting"] if args.learnable_loss_weighting else []
+            raise ValueError(f"--init-from {args.init_from} fixes the model's shape: drop {', '.join(given)}")
+        if _checkpoint_tokenizer(args.init_from) != load_tokenizer(args.data).to_str():
+            raise ValueError(f"--init-from {args.init_from} was trained with another tokenizer than {args.data}: "
+                             f"prepare the data with that checkpoint's tokenizer or start from scratch")
+        model = {k: getattr(init.model, k) for k in shape}
+        learnable_loss_weighting = init.model.learnable_loss_weighting
     elif args.kind == "fmlm":
         teacher = _checkpoint_config(args.teacher)  # the weights are read once, by the trainer
         model = {k: getattr(teacher.model, k) for k in ("hidden_size", "n_blocks", "n_heads", "cond_dim")}
@@ -53,7 +63,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(kind=args.kind, objective=objective, training=training,
                      model=ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=args.kind == "ar",
                                        double_time=args.kind == "fmlm",
-                                       learnable_loss_weighting=args.learnable_loss_weighting, **model))
+                                       learnable_loss_weighting=learnable_loss_weighting, **model))
 
 
 def _checkpoint_config(directory: str) -> RunConfig:
@@ -62,6 +72,15 @@ def _checkpoint_config(directory: str) -> RunConfig:
     from flm_core.checkpoint import CONFIG_FILE
 
     return RunConfig.load(Path(directory) / CONFIG_FILE)
+
+
+def _checkpoint_tokenizer(directory: str) -> str:
+    from pathlib import Path
+
+    from flm_core.checkpoint import TOKENIZER_FILE
+    from flm_core.tokens import load_tokenizer
+
+    return load_tokenizer(Path(directory) / TOKENIZER_FILE).to_str()
 
 
 def _train(args: argparse.Namespace) -> None:

@@ -10,8 +10,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from flm_core.memory import available_bytes, gib, weights_bytes
-
 KINDS = ("flm", "fmlm", "mdlm", "ar")
 FORMAT_VERSION = 1
 
@@ -49,11 +47,6 @@ class ModelConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.causal and self.double_time:
             raise ConfigError("a causal (AR) model has no time inputs, so double_time must be false")
-        needed, free = weights_bytes(self), available_bytes()
-        if needed > free:
-            raise ConfigError(f"a model of {self.num_parameters_estimate():,} parameters needs {gib(needed)} for its "
-                              f"weights alone, more than the {gib(free)} free here: choose a smaller "
-                              f"vocab_size, hidden_size or n_blocks")
 
     def num_parameters_estimate(self) -> int:
         """Parameter count from the shapes alone (checked before allocating anything)."""

@@ -452,7 +452,10 @@ class _Diagonal(torch.nn.Module):
         super().__init__()
         self.network = network
         self.config = network.config
-        self.vocab_embed = network.vocab_embed
+
+    @property
+    def vocab_embed(self) -> torch.nn.Module:
+        return self.network.vocab_embed
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.network(x, t, t)

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from flm_core.paths import embedded_one_hot_path, flow_map_step, mask_tokens, one_hot_path, stratified_uniform
+from flm_core.paths import embedded_one_hot_path, input_embedding, flow_map_step, mask_tokens, one_hot_path, stratified_uniform
 from flm_core.schedule import gamma_from_alpha
 
 LossOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -36,9 +36,9 @@ def flm_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Ge
     k = network.config.vocab_size
     t = stratified_uniform(tokens.shape[0], generator, tokens.device)
     g = gamma_from_alpha(t, k)
-    embed = getattr(network, "vocab_embed", None)
-    if low_rank_noise and embed is not None and k >= embed.embedding.shape[1]:  # DiT sees x_g only via x_g @ E
-        logits = network.forward_embedded(embedded_one_hot_path(tokens, g, embed.embedding, generator), t)
+    embedding = input_embedding(network)
+    if low_rank_noise and embedding is not None and k >= embedding.shape[1]:  # the DiT sees x_g only via x_g @ E
+        logits = network.forward_embedded(embedded_one_hot_path(tokens, g, embedding, generator), t)
     else:
         logits = network(one_hot_path(tokens, g, k, generator), t)
     ce = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # (B, L)

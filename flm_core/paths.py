@@ -19,14 +19,23 @@ def one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, vocab_size: int,
     return x.scatter_add_(-1, tokens.unsqueeze(-1), g.expand(-1, tokens.shape[1], 1).contiguous())
 
 
+def input_embedding(network: torch.nn.Module) -> torch.Tensor | None:
+    """E (K, D) of a network that sees dense x only through x @ E (has forward_embedded), else None."""
+    embed = getattr(network, "vocab_embed", None)
+    return embed.embedding if embed is not None and hasattr(network, "forward_embedded") else None
+
+
 def embedded_one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, embedding: torch.Tensor,
                           generator: torch.Generator) -> torch.Tensor:
     """x_g @ E without materialising the K-wide noise: tokens (B, L), gamma (B,), E (K, D) -> (B, L, D).
 
     x_g @ E = (1 - g) eps @ E + g E[x], and eps @ E ~ N(0, E^T E) is drawn exactly as z @ chol(E^T E)^T with
-    z ~ N(0, I_D); gradients reach E through E[x] and the Cholesky factor. Needs K >= D (full column rank)."""
+    z ~ N(0, I_D); gradients reach E through E[x] and the Cholesky factor. A jitter of 1e-6 of the mean
+    eigenvalue keeps the factor exact to that relative size even if E loses rank (K >= D assumed)."""
     with torch.autocast(tokens.device.type, enabled=False):
-        chol, _ = torch.linalg.cholesky_ex(embedding.float().T @ embedding.float())  # no host sync on failure
+        gram = embedding.float().T @ embedding.float()
+        jitter = 1e-6 * gram.diagonal().mean().clamp_min(1e-12)
+        chol, _ = torch.linalg.cholesky_ex(gram + jitter * torch.eye(len(gram), device=gram.device))  # no sync
     g = gamma.to(torch.float32).view(-1, 1, 1)
     z = torch.randn(*tokens.shape, embedding.shape[1], generator=generator, device=tokens.device)
     return (1 - g) * (z @ chol.T) + g * embedding[tokens]

@@ -17,10 +17,10 @@ MAX_RECORDED_STEPS = 256
 
 
 @functools.lru_cache(maxsize=8)
-def sketch_matrix(vocab_size: int, dim: int = SKETCH_DIM) -> torch.Tensor:
-    """Fixed Gaussian projection P (K, dim) / sqrt(dim); vertex e_k maps to P[k]."""
+def sketch_matrix(vocab_size: int, dim: int = SKETCH_DIM, device: str = "cpu") -> torch.Tensor:
+    """Fixed Gaussian projection P (K, dim) / sqrt(dim), kept on `device`; vertex e_k maps to P[k]."""
     generator = torch.Generator().manual_seed(20260216)
-    return torch.randn(vocab_size, dim, generator=generator) / dim ** 0.5
+    return (torch.randn(vocab_size, dim, generator=generator) / dim ** 0.5).to(device)
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Recorder:
         top_probs, top_ids = probs.topk(self.top_k, dim=-1)
         # H = log Z - sum_k p_k l_k with log Z = l_top - log p_top (softmax); nansum drops 0 * (-inf) terms.
         log_z = logits.gather(-1, top_ids[..., :1]).squeeze(-1) - top_probs[..., 0].float().log()
-        projection = sketch_matrix(self.vocab_size).to(probs.device)
+        projection = sketch_matrix(self.vocab_size, device=str(probs.device))
         fresh = dict(argmax=top_ids[..., 0], top_ids=top_ids, top_probs=top_probs.float(),
                      entropy=(log_z - torch.nansum(probs.float() * logits, dim=-1)).clamp_min(0.0),
                      prediction_sketch=probs.float() @ projection)

@@ -3,6 +3,8 @@
 # wall time side by side (warm start: fresh optimizer, short warmup, cosine decay to LR * MIN_LR_RATIO),
 # then re-distil the FMLM from the continued FLM, starting from the previous FMLM, and export all three
 # back to $SHIP. The AR is left as it is: it already overfits the corpus (best validation at step 800).
+# The warm start reads the fp16 exports (a relative rounding of ~1e-3 on weights whose optimizer state
+# starts fresh anyway); an interrupted continuation resumes from its own fp32 state in $RUNS.
 #
 #   BASE_MINUTES=4.2 BASE_STEPS=3400 DISTILL_MINUTES=2.3 DISTILL_STEPS=1400 scripts/continue_shipped.sh
 #   PRESET=tiny ... is not needed: shapes come from the checkpoints being continued.

@@ -354,6 +354,10 @@ def test_validate_user_path(tmp_path):
                  "/etc"):
         with pytest.raises(ValueError, match="outside the allowed folders.*FLM_EXPLORER_ALLOW_PATHS"):
             analysis.validate_user_path(text, allowed)
+    (tmp_path / "secret" / "model.safetensors").write_bytes(b"x")  # a file inside linking outside
+    (tmp_path / "ok" / "ckpt" / "model.safetensors").symlink_to(tmp_path / "secret" / "model.safetensors")
+    with pytest.raises(ValueError, match="model.safetensors links outside the allowed folders"):
+        analysis.validate_user_path(str(tmp_path / "ok" / "ckpt"), allowed)
 
 
 def test_allowed_roots_are_the_scanned_roots_runs_and_the_environment(tmp_path):

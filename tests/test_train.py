@@ -273,6 +273,24 @@ def test_init_from_a_checkpoint_of_another_kind_is_refused(tiny_data, tmp_path, 
     assert len(err) == 1 and "flm" in err[0] and "mdlm" in err[0]
 
 
+def test_init_from_refuses_shape_flags_and_another_tokenizer(tiny_data, tmp_path, tiny_train_args, flm_checkpoint,
+                                                             capsys):
+    from flm_core.tokens import train_tokenizer
+
+    capsys.readouterr()
+    assert main(tiny_train_args("flm", tiny_data, tmp_path / "x", "--init-from", str(flm_checkpoint),
+                                "--hidden-size", "64", "--max-steps", "1")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fixes the model's shape: drop --hidden-size" in err[0]
+    other = tmp_path / "other_tokenizer"
+    shutil.copytree(flm_checkpoint, other)
+    texts = [f"zebra {i} quantum {i * 7} xylophone" for i in range(300)]
+    (other / "tokenizer.json").write_text(train_tokenizer(texts, 300).to_str())
+    assert main(tiny_train_args("flm", tiny_data, tmp_path / "y", "--init-from", str(other), "--max-steps", "1")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another tokenizer" in err[0]
+
+
 def test_fmlm_init_from_a_student_keeps_its_weights_not_the_teachers(tiny_data, tmp_path, tiny_train_args,
                                                                      flm_checkpoint):
     first = tmp_path / "fmlm"
