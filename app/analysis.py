@@ -54,10 +54,11 @@ def checkpoint_roots(env: dict[str, str] | None = None, repo_root: Path | None =
     """Folders scanned for checkpoints: $FLM_EXPLORER_CHECKPOINTS (os.pathsep-separated) or ./checkpoints."""
     env = os.environ if env is None else env
     repo_root = repo_root or Path(__file__).resolve().parents[1]
-    raw = env.get(ENV_CHECKPOINTS, "").strip()
-    if raw:
-        return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
-    return [repo_root / "checkpoints"]
+    return _paths_from_env(env, ENV_CHECKPOINTS) or [repo_root / "checkpoints"]
+
+
+def _paths_from_env(env: dict[str, str], name: str) -> list[Path]:
+    return [Path(p).expanduser() for p in env.get(name, "").split(os.pathsep) if p.strip()]
 
 
 def describe_checkpoint(path: str | Path) -> CheckpointInfo:
@@ -97,8 +98,7 @@ def allowed_roots(env: dict[str, str] | None = None, repo_root: Path | None = No
     $FLM_EXPLORER_ALLOW_PATHS (os.pathsep-separated)."""
     env = os.environ if env is None else env
     repo_root = repo_root or Path(__file__).resolve().parents[1]
-    extra = [Path(p).expanduser() for p in env.get(ENV_ALLOW, "").split(os.pathsep) if p.strip()]
-    return [*checkpoint_roots(env, repo_root), repo_root / "runs", *extra]
+    return [*checkpoint_roots(env, repo_root), repo_root / "runs", *_paths_from_env(env, ENV_ALLOW)]
 
 
 def validate_user_path(text: str, allowed: Iterable[Path]) -> Path:

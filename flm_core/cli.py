@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{name}", type=kind, default=None, help="override the preset")
     p.add_argument("--learnable-loss-weighting", action="store_true")
     p.add_argument("--teacher", help="fmlm: FLM checkpoint directory to distil")
-    p.add_argument("--init-from", help="checkpoint directory of the same kind and shape whose weights start "
-                                       "the run (a warm start: fresh optimizer and step count)")
+    p.add_argument("--init-from", help="checkpoint directory of the same kind whose weights, shape and tokenizer "
+                                       "start the run (a warm start: fresh optimizer and step count)")
     p.add_argument("--objective", choices=["semigroup", "lagrangian"], default="semigroup", help="fmlm objective")
     p.add_argument("--boundary-prob", type=float, default=0.1, help="fmlm: probability of (s, t) = (0, 1)")
     for name, kind in (("batch-size", int), ("grad-accum", int), ("lr", float), ("warmup-steps", int),

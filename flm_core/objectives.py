@@ -11,7 +11,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from flm_core.paths import embedded_one_hot_path, input_embedding, flow_map_step, mask_tokens, one_hot_path, stratified_uniform
+from flm_core.paths import (embedded_one_hot_path, flow_map_step, input_embedding, mask_tokens, one_hot_path,
+                            stratified_uniform)
 from flm_core.schedule import gamma_from_alpha
 
 LossOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from flm_core.paths import input_embedding
+from flm_core.paths import flow_map_step, input_embedding
 from flm_core.schedule import gamma_from_alpha
 from flm_core.trajectory import Recorder
 
@@ -54,7 +54,7 @@ class FlowSampler:
     seed start from the same noise (the app's FLM-vs-FMLM agreement relies on it). After that, the
     network sees x only through h = x @ E (E = vocab_embed, (K, D)) and each update is linear in x, so an
     unrecorded run keeps its state in D dimensions (exact, not an approximation):
-        h_0 = eps @ E,  h_{i+1} = h_i + w_i (delta_i @ E - h_i),  w_i = (g_{i+1} - g_i) / (1 - g_i),
+        h_0 = eps @ E,  h_{i+1} = h_i + (g_{i+1} - g_i) / (1 - g_i) (delta_i @ E - h_i)  (paths.flow_map_step),
     with no K-wide state update. A recorded run keeps the dense x, which the app shows."""
 
     def __init__(self, network: torch.nn.Module):
@@ -68,9 +68,8 @@ class FlowSampler:
     def plan(self, steps: int, device: torch.device, dense: bool = False) -> dict[str, Any]:
         t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
         g = gamma_from_alpha(t, self.config.vocab_size)
-        w = (g[1:] - g[:-1]) / (1 - g[:-1]).clamp_min(1e-6)
         embedded = input_embedding(self.network) is not None  # any other denoiser sees dense x
-        return {"t": t.float().to(device), "w": w.float().to(device), "t_host": t.tolist(), "g_host": g.tolist(),
+        return {"t": t.float().to(device), "g": g.float().to(device), "t_host": t.tolist(), "g_host": g.tolist(),
                 "dense": dense or not embedded}
 
     def init_state(self, batch: int, plan: dict[str, Any], generator: torch.Generator,
@@ -87,8 +86,9 @@ class FlowSampler:
         delta = torch.softmax(logits, dim=-1)
         if i == len(plan["t_host"]) - 2:  # lands on g = 1, where X_{s,1}(x) = delta exactly
             x_next = delta
-        else:
-            x_next = torch.lerp(x, delta if plan["dense"] else self.network.vocab_embed(delta), plan["w"][i])
+        else:  # the same step on x or, linearly, on h = x @ E
+            target = delta if plan["dense"] else self.network.vocab_embed(delta)
+            x_next = flow_map_step(x, target, plan["g"][i], plan["g"][i + 1])
         return x_next, Step(logits, delta, plan["t_host"][i], plan["g_host"][i])
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:

@@ -146,8 +146,7 @@ def _save_state(out: Path, step: int, network: nn.Module, ema: EMA, optimizer: t
     """Atomic training state: write state/step_N.tmp, rename it, then point LATEST at it."""
     root = out / STATE_DIR
     final = root / f"step_{step:09d}"
-    if final.exists():  # saving the same step again (a resumed run that had already finished): never
-        final = root / f"step_{step:09d}_{time.time_ns()}"  # remove the folder LATEST points to
+    shutil.rmtree(final, ignore_errors=True)  # an orphan of a crash before LATEST moved: train saves a step once
     tmp = root / f".step_{step:09d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tensors = {f"model.{k}": v for k, v in network.state_dict().items()}
@@ -161,9 +160,13 @@ def _save_state(out: Path, step: int, network: nn.Module, ema: EMA, optimizer: t
     atomic_write_text(tmp / "state.json", json.dumps(meta))
     os.replace(tmp, final)
     atomic_write_text(root / "LATEST", final.name)
-    for old in root.glob("step_*"):
-        if old != final:
+    for old in root.iterdir():  # older states and what a killed save left (temporary files and folders)
+        if old.is_dir() and old != final:
             shutil.rmtree(old, ignore_errors=True)
+        elif old.is_file() and old.name != "LATEST":
+            old.unlink(missing_ok=True)
+    for stale in out.glob(".*.tmp"):  # an export killed mid-write (checkpoint._atomic's temporary names)
+        stale.unlink(missing_ok=True)
 
 
 def _load_state(out: Path, network: nn.Module, ema: EMA,
@@ -333,7 +336,7 @@ def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: 
                    "train_tokens": int(train_blocks.numel())}
     progress = _progress(rank, cfg.max_steps, step)
     deadline = None if cfg.max_minutes is None else time.monotonic() + cfg.max_minutes * 60 - elapsed
-    last_save = time.monotonic()
+    last_save, saved_step = time.monotonic(), step  # a resumed run's state is saved already
     window_start, window_tokens = time.monotonic(), 0
     val: dict[str, float] = {}
     while step < cfg.max_steps and (deadline is None or time.monotonic() < deadline):
@@ -377,11 +380,12 @@ def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: 
         if time.monotonic() - last_save > cfg.save_every_minutes * 60:
             val = validate()
             save(val)
-            last_save = time.monotonic()
+            last_save, saved_step = time.monotonic(), step
     progress.close()
-    if not val or step % cfg.eval_every:
+    if not val or (saved_step != step and step % cfg.eval_every):
         val = validate()
-    save(val)
+    if saved_step != step:  # never the same step twice: that would replace the folder LATEST points to
+        save(val)
     if world > 1:
         dist.barrier()
     return {"step": step, "elapsed_s": elapsed, **val}

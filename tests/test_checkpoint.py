@@ -88,6 +88,13 @@ def test_half_round_trip(write_ckpt):
 # ------------------------------------------------------------------ errors
 
 
+def _edit_config(directory, edit) -> None:
+    """Rewrite config.json through edit(raw dict)."""
+    raw = json.loads((directory / CONFIG_FILE).read_text())
+    edit(raw)
+    (directory / CONFIG_FILE).write_text(json.dumps(raw))
+
+
 def _one_line_error(directory, must_name):
     with pytest.raises(CheckpointError) as info:
         flm_core.load(directory)
@@ -115,9 +122,7 @@ def test_bad_json(write_ckpt):
 
 def test_unknown_kind(write_ckpt):
     directory, _, _ = write_ckpt()
-    raw = json.loads((directory / CONFIG_FILE).read_text())
-    raw["kind"] = "gpt"
-    (directory / CONFIG_FILE).write_text(json.dumps(raw))
+    _edit_config(directory, lambda raw: raw.update(kind="gpt"))
     assert "gpt" in _one_line_error(directory, CONFIG_FILE)
 
 
@@ -127,9 +132,7 @@ def test_unknown_kind(write_ckpt):
     ("objective", "name", 3), ("objective", "teacher", 5), ("objective", "boundary_prob", True)])
 def test_wrong_types_or_keys_in_config(write_ckpt, section, key, value):
     directory, _, _ = write_ckpt()
-    raw = json.loads((directory / CONFIG_FILE).read_text())
-    raw[section][key] = value
-    (directory / CONFIG_FILE).write_text(json.dumps(raw))
+    _edit_config(directory, lambda raw: raw[section].update({key: value}))
     _one_line_error(directory, CONFIG_FILE)
 
 
@@ -141,9 +144,7 @@ def test_config_not_an_object(write_ckpt):
 
 def test_tokenizer_vocab_differs_from_config(write_ckpt):
     directory, _, _ = write_ckpt()
-    raw = json.loads((directory / CONFIG_FILE).read_text())
-    raw["model"]["vocab_size"] += 1
-    (directory / CONFIG_FILE).write_text(json.dumps(raw))
+    _edit_config(directory, lambda raw: raw["model"].update(vocab_size=raw["model"]["vocab_size"] + 1))
     _one_line_error(directory, TOKENIZER_FILE)
 
 
@@ -232,7 +233,5 @@ def test_atomic_write_text_replaces_whole_file(tmp_path):
 @pytest.mark.parametrize("value", ["x", None, 99, True])
 def test_bad_format_version(write_ckpt, value):
     directory, _, _ = write_ckpt()
-    raw = json.loads((directory / CONFIG_FILE).read_text())
-    raw["format_version"] = value
-    (directory / CONFIG_FILE).write_text(json.dumps(raw))
+    _edit_config(directory, lambda raw: raw.update(format_version=value))
     _one_line_error(directory, CONFIG_FILE)

@@ -349,4 +349,5 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tiny_
         assert torch.equal(sa[key], sb[key]), key
     assert [r["step"] for r in training_log(b) if r["split"] == "train"][-1] == 40
     left = [p.name for p in (b / STATE_DIR).iterdir() if p.name != "LATEST"]
-    assert len(left) == 1 and left[0].startswith("step_000000040"), left  # no stale or temporary state
+    assert left == ["step_000000040"], left  # no stale or temporary state
+    assert not list(b.glob(".*.tmp"))
