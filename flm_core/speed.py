@@ -1,7 +1,8 @@
 """Speed figures measured as ratios inside one process (`python -m flm_core bench-speed`).
 
 - sampler overhead: wall time of an N-step generation / (N x the median time of one bare network
-  call on the same batch). 1.0 means the loop around the network costs nothing.
+  call on the same batch), the two timed in alternation. 1.0 means the loop around the network costs
+  nothing.
 - trajectory overhead: generation with record=True / without.
 - training throughput: tokens/s of full optimizer steps, and model FLOP utilisation against the
   matmul peak of the same precision measured in the same process ("flm-dense": the FLM loss with
@@ -74,23 +75,33 @@ def _bare_call(pipe: Pipeline, batch: int) -> Callable[[], torch.Tensor]:
     return cached_pass
 
 
-def _generation_seconds(pipe: Pipeline, batch: int, steps: int, repeats: int, record: bool) -> float:
-    """Median Generation.seconds (sampling alone: no text decoding) after one warm-up run."""
-    pipe.generate(batch, steps, seed=0, record=record)
-    return statistics.median(pipe.generate(batch, steps, seed=0, record=record).seconds for _ in range(repeats))
-
-
 def sampler_overhead(pipe: Pipeline, batch: int, steps: int, repeats: int) -> dict:
-    """Generation time vs the bare network calls it makes, and the cost of recording a trajectory."""
+    """Generation time vs the bare network calls it makes, and the cost of recording a trajectory.
+
+    Each round times one bare call, one plain and one recorded generation (Generation.seconds: sampling
+    alone, no text decoding), after one untimed round; medians over `repeats` rounds. Alternating the
+    three makes a slow spell of a shared machine slow all of them alike instead of one block."""
     dev = pipe.device
     call = _bare_call(pipe, batch)
-    with torch.inference_mode():
-        per_call = median_seconds(call, dev, repeats)
     nfe = pipe.sampler.num_steps(steps)
+
+    def call_seconds() -> float:
+        _sync(dev)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            call()
+        _sync(dev)
+        return time.perf_counter() - start
+
+    def round_seconds() -> tuple[float, float, float]:
+        return (call_seconds(), pipe.generate(batch, steps, seed=0).seconds,
+                pipe.generate(batch, steps, seed=0, record=True).seconds)
+
+    round_seconds()
+    per_call, plain, recorded = (statistics.median(column) for column in zip(*(round_seconds()
+                                                                               for _ in range(repeats))))
     if pipe.kind == "ar":
         per_call /= nfe
-    plain = _generation_seconds(pipe, batch, steps, repeats, record=False)
-    recorded = _generation_seconds(pipe, batch, steps, repeats, record=True)
     return {"kind": pipe.kind, "checkpoint": pipe.path, "batch": batch, "steps": steps, "nfe": nfe,
             "seconds_per_call": per_call, "seconds_generate": plain, "seconds_generate_recorded": recorded,
             "overhead_ratio": plain / (nfe * per_call), "record_ratio": recorded / plain}

@@ -24,7 +24,7 @@ from torch import nn
 
 from flm_core import objectives
 from flm_core.checkpoint import (append_jsonl, atomic_save_tensors, atomic_write_text,
-                                 load_tensors, read_jsonl, save_checkpoint, METRICS_FILE)
+                                 load_tensors, read_jsonl, save_checkpoint, CARD_FILE, METRICS_FILE)
 from flm_core.config import RunConfig
 from flm_core.data import load_blocks, load_manifest
 from flm_core.models import build_network
@@ -32,6 +32,8 @@ from flm_core.tokens import MASK_ID
 
 log = logging.getLogger(__name__)
 STATE_DIR = "state"
+HISTORY_FILE = "history.md"  # a warm-started run's earlier stages, read from the init card when it starts
+HISTORY_SECTION = "## Earlier training"
 
 
 class TrainingError(RuntimeError):
@@ -226,6 +228,27 @@ def _hardware(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def earlier_stages(card: str) -> list[str]:
+    """The stages behind a model card's weights, oldest first, each one line: the card's own earlier
+    stages, then the run the card describes (its command, steps and tokens, hardware)."""
+    own = {key: line.split(": ", 1)[1] for line in card.splitlines()
+           for key in ("command", "steps", "hardware") if line.startswith(f"- {key}: ")}
+    _, _, section = card.partition(HISTORY_SECTION)
+    stages = [line for line in section.split("\n## ")[0].splitlines() if line.startswith("- stage ")]
+    if "command" in own:
+        stages.append(f"- stage {len(stages) + 1}: {own['command']}; steps: {own.get('steps', '?')}; "
+                      f"{own.get('hardware', '?')}")
+    return stages
+
+
+def _record_history(out: Path, init_from: str) -> None:
+    """Keep the init checkpoint's stages in the run (once, at the start: the init folder may later be
+    overwritten by this run's own export, as scripts/continue_shipped.sh does)."""
+    card = Path(init_from) / CARD_FILE
+    stages = earlier_stages(card.read_text(encoding="utf-8")) if card.is_file() else []
+    atomic_write_text(out / HISTORY_FILE, "\n".join(stages) + "\n" if stages else "")
+
+
 def _write_card(out: Path, config: RunConfig, n_params: int, step: int, elapsed: float, val: dict, tokens_seen: int,
                 device: torch.device, bf16: bool, command: str) -> None:
     card = f"""# {config.kind.upper()} checkpoint
@@ -240,7 +263,11 @@ def _write_card(out: Path, config: RunConfig, n_params: int, step: int, elapsed:
 
 Weights are the EMA weights (decay {config.training.ema}). Training log: `metrics.jsonl`.
 """
-    atomic_write_text(out / "README.md", card)
+    history = out / HISTORY_FILE
+    if history.is_file() and history.read_text(encoding="utf-8").strip():
+        card += (f"\n{HISTORY_SECTION}\n\nThe stages that trained the weights this run started from, oldest "
+                 f"first (this run, above, is the next):\n\n{history.read_text(encoding='utf-8')}")
+    atomic_write_text(out / CARD_FILE, card)
 
 
 @torch.no_grad()
@@ -332,6 +359,8 @@ def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: 
         return val
 
     out.mkdir(parents=True, exist_ok=True)
+    if rank == 0 and cfg.init_from and not resuming:
+        _record_history(out, cfg.init_from)
     config.data = {"source": manifest.get("source"), "data_dir": str(data_dir),
                    "train_tokens": int(train_blocks.numel())}
     progress = _progress(rank, cfg.max_steps, step)

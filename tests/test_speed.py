@@ -22,6 +22,20 @@ def test_sampler_overhead_rows(flm_checkpoint):
     assert row["record_ratio"] == pytest.approx(row["seconds_generate_recorded"] / row["seconds_generate"])
 
 
+def test_sampler_overhead_alternates_plain_and_recorded_runs(flm_checkpoint, monkeypatch):
+    """One untimed round, then `repeats` rounds of (bare call, plain run, recorded run)."""
+    pipe = load(flm_checkpoint)
+    generate, records = pipe.generate, []
+
+    def logged(*args, record=False, **kwargs):
+        records.append(record)
+        return generate(*args, record=record, **kwargs)
+
+    monkeypatch.setattr(pipe, "generate", logged)
+    speed.sampler_overhead(pipe, batch=1, steps=2, repeats=3)
+    assert records == [False, True] * 4
+
+
 def test_training_throughput_figures_are_consistent():
     row = speed.training_throughput("flm", "tiny", vocab_size=64, seq_len=8, batch=4, steps=1,
                                     device=torch.device("cpu"), bf16=False)

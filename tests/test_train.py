@@ -19,7 +19,7 @@ from flm_core.checkpoint import WEIGHTS_FILE, save_checkpoint
 from flm_core.cli import main
 from flm_core.config import RunConfig
 from flm_core.models import build_network
-from flm_core.train import STATE_DIR, TrainingError, build_student, training_log
+from flm_core.train import earlier_stages, STATE_DIR, TrainingError, build_student, training_log
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -262,6 +262,31 @@ def test_init_from_starts_at_the_checkpoint_weights_with_a_fresh_run(tiny_data, 
     shutil.rmtree(exported)  # resuming reads the run's own state, not the checkpoint it started from
     assert main(["train", "flm", "--data", str(tiny_data), "--out", str(out), "--resume", "--max-steps", "3"]) == 0
     assert [r["step"] for r in training_log(out) if r["split"] == "train"] == [1, 2, 3]
+
+
+def test_a_warm_start_carries_the_stages_behind_its_weights_into_its_card(tiny_data, tmp_path, tiny_train_args,
+                                                                        flm_checkpoint):
+    """Stage 1 trains from scratch, stage 2 continues its export, stage 3 continues stage 2's export into
+    the same folder (as scripts/continue_shipped.sh does); each card lists the stages before it, oldest first."""
+    first_command = next(line for line in (flm_checkpoint / "README.md").read_text().splitlines()
+                         if line.startswith("- command: "))
+    ship = tmp_path / "ship"
+    assert main(["export", "--checkpoint", str(flm_checkpoint), "--out", str(ship)]) == 0
+    for stage in (2, 3):
+        run = tmp_path / f"stage{stage}"
+        assert main(tiny_train_args("flm", tiny_data, run, "--init-from", str(ship), "--max-steps", str(stage),
+                                    "--warmup-steps", "1")) == 0
+        assert main(["export", "--checkpoint", str(run), "--out", str(ship)]) == 0
+    card = (ship / "README.md").read_text()
+    stages = earlier_stages(card)
+    assert [line.split(":")[0] for line in stages] == ["- stage 1", "- stage 2", "- stage 3"]
+    assert first_command.removeprefix("- command: ") in stages[0]
+    assert "stage2" in stages[1] and "steps: 2," in stages[1] and "stage3" in stages[2]
+    assert card.count("## Earlier training") == 1 and "- stage 3" not in card  # the card's own run is above
+    shutil.rmtree(ship)  # a resumed run keeps the history it read at its start
+    assert main(["train", "flm", "--data", str(tiny_data), "--out", str(tmp_path / "stage3"), "--resume",
+                 "--max-steps", "4"]) == 0
+    assert earlier_stages((tmp_path / "stage3" / "README.md").read_text())[:2] == stages[:2]
 
 
 def test_init_from_a_checkpoint_of_another_kind_is_refused(tiny_data, tmp_path, tiny_train_args, flm_checkpoint,
