@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import resource
 import statistics
 import time
@@ -80,7 +81,8 @@ def sampler_overhead(pipe: Pipeline, batch: int, steps: int, repeats: int) -> di
 
     Each round times one bare call, one plain and one recorded generation (Generation.seconds: sampling
     alone, no text decoding), after one untimed round; medians over `repeats` rounds. Alternating the
-    three makes a slow spell of a shared machine slow all of them alike instead of one block."""
+    three makes a slow spell of a shared machine slow all of them alike instead of one block, and the
+    order goes through all six permutations, so that none always runs in the caches one other left."""
     dev = pipe.device
     call = _bare_call(pipe, batch)
     nfe = pipe.sampler.num_steps(steps)
@@ -93,13 +95,21 @@ def sampler_overhead(pipe: Pipeline, batch: int, steps: int, repeats: int) -> di
         _sync(dev)
         return time.perf_counter() - start
 
-    def round_seconds() -> tuple[float, float, float]:
-        return (call_seconds(), pipe.generate(batch, steps, seed=0).seconds,
-                pipe.generate(batch, steps, seed=0, record=True).seconds)
+    timers = [call_seconds, lambda: pipe.generate(batch, steps, seed=0).seconds,
+              lambda: pipe.generate(batch, steps, seed=0, record=True).seconds]
 
-    round_seconds()
-    per_call, plain, recorded = (statistics.median(column) for column in zip(*(round_seconds()
-                                                                               for _ in range(repeats))))
+    orders = list(itertools.permutations(range(3)))
+
+    def round_seconds(r: int) -> list[float]:
+        """The three timings of round r, run in the r-th of the six orders."""
+        seconds = [0.0] * 3
+        for i in orders[r % len(orders)]:
+            seconds[i] = timers[i]()
+        return seconds
+
+    round_seconds(0)
+    per_call, plain, recorded = (statistics.median(column)
+                                 for column in zip(*(round_seconds(r) for r in range(repeats))))
     if pipe.kind == "ar":
         per_call /= nfe
     return {"kind": pipe.kind, "checkpoint": pipe.path, "batch": batch, "steps": steps, "nfe": nfe,

@@ -231,12 +231,17 @@ def _hardware(device: torch.device) -> str:
 def earlier_stages(card: str) -> list[str]:
     """The stages behind a model card's weights, oldest first, each one line: the card's own earlier
     stages, then the run the card describes (its command, steps and tokens, hardware)."""
-    own = {key: line.split(": ", 1)[1] for line in card.splitlines()
-           for key in ("command", "steps", "hardware") if line.startswith(f"- {key}: ")}
+    header = card.split("\n## ")[0]  # the lines above the first section (not the benchmark's samples)
+    own = {}
+    for line in header.splitlines():
+        for key in ("command", "steps", "hardware"):
+            if line.startswith(f"- {key}: "):
+                own.setdefault(key, line.split(": ", 1)[1])
     _, _, section = card.partition(HISTORY_SECTION)
     stages = [line for line in section.split("\n## ")[0].splitlines() if line.startswith("- stage ")]
     if "command" in own:
-        stages.append(f"- stage {len(stages) + 1}: {own['command']}; steps: {own.get('steps', '?')}; "
+        last = int(stages[-1].split()[2].rstrip(":")) if stages else 0
+        stages.append(f"- stage {last + 1}: {own['command']}; steps: {own.get('steps', '?')}; "
                       f"{own.get('hardware', '?')}")
     return stages
 

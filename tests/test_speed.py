@@ -22,18 +22,26 @@ def test_sampler_overhead_rows(flm_checkpoint):
     assert row["record_ratio"] == pytest.approx(row["seconds_generate_recorded"] / row["seconds_generate"])
 
 
-def test_sampler_overhead_alternates_plain_and_recorded_runs(flm_checkpoint, monkeypatch):
-    """One untimed round, then `repeats` rounds of (bare call, plain run, recorded run)."""
+def test_sampler_overhead_alternates_bare_calls_plain_and_recorded_runs(flm_checkpoint, monkeypatch):
+    """One untimed round, then `repeats` rounds of a bare call, a plain and a recorded run, in an order
+    that goes through all six permutations."""
     pipe = load(flm_checkpoint)
-    generate, records = pipe.generate, []
+    generate, network, events = pipe.generate, pipe.network, []
 
-    def logged(*args, record=False, **kwargs):
-        records.append(record)
+    def logged_generate(*args, record=False, **kwargs):
+        events.append("recorded" if record else "plain")
         return generate(*args, record=record, **kwargs)
 
-    monkeypatch.setattr(pipe, "generate", logged)
-    speed.sampler_overhead(pipe, batch=1, steps=2, repeats=3)
-    assert records == [False, True] * 4
+    def logged_network(*args, **kwargs):  # the bare call; runs call the sampler's own reference
+        events.append("call")
+        return network(*args, **kwargs)
+
+    monkeypatch.setattr(pipe, "generate", logged_generate)
+    monkeypatch.setattr(pipe, "network", logged_network)
+    speed.sampler_overhead(pipe, batch=1, steps=2, repeats=6)
+    rounds = [tuple(events[i:i + 3]) for i in range(0, len(events), 3)]
+    assert len(rounds) == 7 and all(sorted(r) == ["call", "plain", "recorded"] for r in rounds)
+    assert len(set(rounds[1:])) == 6
 
 
 def test_training_throughput_figures_are_consistent():

@@ -283,6 +283,8 @@ def test_a_warm_start_carries_the_stages_behind_its_weights_into_its_card(tiny_d
     assert first_command.removeprefix("- command: ") in stages[0]
     assert "stage2" in stages[1] and "steps: 2," in stages[1] and "stage3" in stages[2]
     assert card.count("## Earlier training") == 1 and "- stage 3" not in card  # the card's own run is above
+    odd = card.replace("- stage 2:", "- stage 5:") + "\n```text\n- steps: a sample line\n```\n"
+    assert earlier_stages(odd)[-1].startswith("- stage 6: ") and "a sample line" not in earlier_stages(odd)[-1]
     shutil.rmtree(ship)  # a resumed run keeps the history it read at its start
     assert main(["train", "flm", "--data", str(tiny_data), "--out", str(tmp_path / "stage3"), "--resume",
                  "--max-steps", "4"]) == 0
