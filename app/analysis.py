@@ -114,7 +114,8 @@ def validate_user_path(text: str, allowed: Iterable[Path]) -> Path:
         return any(p.resolve().is_relative_to(root) for root in roots)
 
     if not inside(path):
-        raise ValueError(f"{text}: outside the allowed folders; add its parent folder to {ENV_ALLOW} to open it")
+        raise ValueError(f"{text}: outside the allowed folders ({', '.join(str(r) for r in roots)}); add its "
+                         f"parent folder to {ENV_ALLOW} to open it")
     if not path.exists():
         raise ValueError(f"{text}: no such directory")
     if not path.is_dir():
@@ -197,6 +198,16 @@ def speedups(lanes: Sequence[dict], reference: str = "fmlm") -> list[dict]:
     return out
 
 
+def times_phrase(ratio: float, up: str, down: str) -> str:
+    """'3.2× faster' for ratio 3.2, '4.0× slower' for 0.25, '1,024× ...' from 10 on: always a factor of at least 1 and its direction."""
+    factor, word = (ratio, up) if ratio >= 1 else (1 / max(ratio, 1e-12), down)
+    return f"{factor:.1f}× {word}" if factor < 10 else f"{factor:,.0f}× {word}"
+
+
+def steps_phrase(steps: int) -> str:
+    return f"{steps} step{'s' if steps != 1 else ''}"
+
+
 # --------------------------------------------------------------------------------------------
 # Trajectory summaries (inputs are numpy arrays taken from flm_core.trajectory.Trajectory)
 # --------------------------------------------------------------------------------------------
@@ -221,6 +232,15 @@ def not_final_share(argmax: np.ndarray, final: np.ndarray, pending: np.ndarray |
     argmax = np.asarray(argmax)
     wrong = argmax != np.asarray(final)[None]
     return wrong.reshape(wrong.shape[0], -1).mean(axis=1)
+
+
+def pending_after_step(pending: np.ndarray) -> np.ndarray:
+    """(S, B, L) positions still masked / not generated after each recorded step, from the record's
+    pending flags of the state each step starts from: the next row's flags, and none after the last step.
+    Exact when every step is recorded (up to 256 steps); above that the rows are evenly spaced and the
+    view runs ahead by less than one spacing."""
+    pending = np.asarray(pending, dtype=bool)
+    return np.concatenate([pending[1:], np.zeros_like(pending[:1])])
 
 
 def pending_share(pending: np.ndarray) -> np.ndarray:
@@ -395,6 +415,15 @@ def read_benchmarks(path: str | Path) -> tuple[list[dict], str | None]:
             row[name] = _number(item.get(name))
         rows.append(row)
     return rows, (None if rows else "no benchmark yet")
+
+
+def benchmark_batch(path: str | Path) -> int | None:
+    """How many samples each benchmark row generated in one batch (settings.num_samples), or None."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))["settings"]["num_samples"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return int(value) if isinstance(value, (int, float)) and value >= 1 else None
 
 
 def jsonable(value: Any) -> Any:

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 from app.analysis import KIND_COLOR, KIND_LABEL
 
 FONT = dict(family="Inter, Source Sans Pro, sans-serif")
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 360, big: bool = False) -> go.Figure:
@@ -21,6 +22,22 @@ def _layout(fig: go.Figure, title: str | None = None, height: int = 360, big: bo
                       margin=dict(l=50, r=20, t=50 if title else 20, b=45),
                       font=dict(FONT, size=18 if big else 13), legend=dict(orientation="h", y=-0.2))
     return fig
+
+
+def seconds_axis(values: Sequence[float]) -> dict:
+    """Log-axis settings for times in seconds: ticks at 1, 2, 5 x 10^k (decades only when the values span
+    more than three) labelled with their unit ("50 ms", "2 s"), and a range that spans the values, so that
+    a panel without data shows the axis too. {} without a positive value."""
+    values = [v for v in values if v is not None and v > 0 and np.isfinite(v)]
+    if not values:
+        return {}
+    lo, hi = min(values) / 1.6, max(values) * 1.6
+    mantissas = (1,) if hi / lo > 1e3 else (1, 2, 5)
+    ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+             for m in mantissas]
+    ticks = [t for t in ticks if lo <= t <= hi] or [min(values)]
+    text = [f"{t * 1e3:.3g} ms" if t < 1 else f"{t:.3g} s" for t in ticks]
+    return dict(type="log", tickvals=ticks, ticktext=text, range=[float(np.log10(lo)), float(np.log10(hi))])
 
 
 def _hover_token(text: str) -> str:
@@ -39,7 +56,7 @@ def timing_figure(lanes: Sequence[Mapping], big: bool = False) -> go.Figure:
         x=per_sample, y=names, orientation="h", marker_color=[KIND_COLOR.get(l["kind"], "#777") for l in lanes],
         text=[f"{1e3 * s:.0f} ms · {l['nfe']} NFE" for s, l in zip(per_sample, lanes)], textposition="auto",
         hovertemplate="%{y}<br>%{x:.4f} s per sample<extra></extra>"))
-    fig.update_xaxes(type="log", title="wall time per sample (s, log)", dtick="D2")
+    fig.update_xaxes(title="wall time per sample (log scale)", **seconds_axis(per_sample))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "Time per sample", height=120 + 45 * len(lanes), big=big)
 
@@ -268,8 +285,9 @@ def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), b
                 customdata=[[r["model"], r["steps"], r["nfe"]] for r in mine],
                 hovertemplate="%{customdata[0]} · %{customdata[1]} steps · NFE %{customdata[2]}<br>"
                               "%{x:.4f} s/sample (no PPL)<extra></extra>"), 2, 1)
-    fig.update_xaxes(type="log", dtick="D2", row=1, col=1)
-    fig.update_xaxes(type="log", dtick="D2", title="seconds per sample (log)", row=2, col=1)
+    axis = seconds_axis([r.get("seconds_per_sample") for r in rows] + [r.get("seconds_per_sample") for r in session])
+    fig.update_xaxes(row=1, col=1, **axis)
+    fig.update_xaxes(title="time per sample (log scale)", row=2, col=1, **axis)
     fig.update_yaxes(type="log", title="Gen PPL (log, lower is better)", row=1, col=1)
     fig.update_yaxes(title="this session", row=2, col=1)
     if not has_ppl:
@@ -280,13 +298,23 @@ def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), b
     return _layout(fig, "Quality vs speed (labels: sampling steps)", height=520, big=big)
 
 
-def training_figure(logs: Mapping[str, Sequence[Mapping]], metrics: Sequence[str], big: bool = False) -> go.Figure:
-    """Loss curves: one panel per metric, one colour per checkpoint, train solid / val dashed."""
+def training_figure(logs: Mapping[str, Sequence[Mapping]], metrics: Sequence[str], big: bool = False,
+                    kinds: Mapping[str, str] | None = None) -> go.Figure:
+    """Loss curves: one panel per metric, one colour per checkpoint, train solid / val dashed. The first
+    checkpoint of each kind (kinds: name -> kind) takes the kind's colour of the other pages."""
     metrics = list(metrics) or ["nll"]
     fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=metrics)
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-    for i, (name, records) in enumerate(logs.items()):
-        color = palette[i % len(palette)]
+    colors, taken = {}, set()
+    for name in logs:
+        color = KIND_COLOR.get((kinds or {}).get(name, ""))
+        if color and color not in taken:
+            colors[name] = color
+            taken.add(color)
+    spare = [c for c in PALETTE if c not in KIND_COLOR.values()] + [c for c in PALETTE if c not in taken]
+    for name in [n for n in logs if n not in colors]:
+        colors[name] = spare[len(colors) % len(spare)]
+    for name, records in logs.items():
+        color = colors[name]
         shown: set[str] = set()
         for col, metric in enumerate(metrics, start=1):
             for split, dash in (("train", "solid"), ("val", "dash")):

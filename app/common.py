@@ -60,6 +60,27 @@ def apply_style() -> None:
 # --------------------------------------------------------------------------------------------
 # Checkpoints and models
 # --------------------------------------------------------------------------------------------
+# Widget keys whose values outlive their page. Streamlit forgets the value of a widget that a run does not
+# draw (another page is open); assigning such a key to itself on every run (`keep_settings`, from
+# main.py) makes it plain session state that the widget picks up again when its page comes back.
+# Their widgets take their first value from `defaults`, never from value=/default= (both at once warn).
+KEPT_SETTINGS = {"models", "num_samples", "seed", "time_ckpt", "time_steps", "time_k", "train_ckpts",
+                 "train_metrics", "traj_new_ckpt", "traj_new_steps", "traj_new_n", "traj_new_seed", "traj_views",
+                 "map_method"}
+KEPT_PREFIX = "steps::"  # the Generate page's step slider of each checkpoint
+
+
+def keep_settings() -> None:
+    for key in [k for k in st.session_state if k in KEPT_SETTINGS or str(k).startswith(KEPT_PREFIX)]:
+        st.session_state[key] = st.session_state[key]
+
+
+def defaults(**values) -> None:
+    """First values of widgets whose settings are kept (KEPT_SETTINGS, KEPT_PREFIX)."""
+    for key, value in values.items():
+        st.session_state.setdefault(key, value)
+
+
 def catalog() -> list[CheckpointInfo]:
     """All checkpoints: $FLM_EXPLORER_CHECKPOINTS (default ./checkpoints) plus user-added paths."""
     roots = analysis.checkpoint_roots(repo_root=REPO_ROOT)
@@ -162,6 +183,6 @@ def checkpoint_selector(label: str, infos: list[CheckpointInfo], key: str, kinds
     by_path = {c.path: c for c in options}
     index = next((i for i, c in enumerate(options) if c.kind == default_kind), 0)
     if st.session_state.get(key) not in by_path:
-        st.session_state.pop(key, None)
-    choice = st.selectbox(label, list(by_path), index=index, format_func=lambda p: by_path[p].label, key=key)
+        st.session_state[key] = options[index].path
+    choice = st.selectbox(label, list(by_path), format_func=lambda p: by_path[p].label, key=key)
     return by_path.get(choice, options[index])

@@ -27,6 +27,7 @@ pages = [
     st.Page(PAGES / "training.py", title="Training", icon=":material/show_chart:", url_path="training"),
 ]
 page = st.navigation(pages)
+common.keep_settings()
 
 
 def add_path() -> None:

@@ -113,11 +113,15 @@ def test_generate_page_runs_flm_and_fmlm(app):
     labels = [m.label for m in app.metric]
     assert labels.count("Wall time") == 2 and labels.count("NFE") == 2
     assert any(m.label.startswith("vs FLM") and "faster" in m.value for m in app.metric)
-    assert any("matches the FLM ODE" in m.label for m in app.metric)
+    assert any(m.label == "Positions where FMLM (1 step) matches FLM (32 steps)" for m in app.metric)
     html = " ".join(str(h.proto.body) for h in app.get("html"))
     assert 'data-lane="fmlm"' in html and 'data-lane="flm"' in html and "flm-diff" in html
     runs = app.session_state["runs"]
     assert len(runs) == 2 and {r["gen"].nfe for r in runs.values()} == {1, 32}
+    assert app.session_state["batch_unfinished"] == [] and not app.warning
+    app.session_state["batch_unfinished"] = ["FLM · tiny_flm"]  # what a run stopped by leaving the page leaves
+    app.run()
+    assert any("Not finished: FLM · tiny_flm" in w.value for w in app.warning)
 
 
 def test_generate_all_four_kinds_and_ar_note(app, tiny_root):
@@ -237,6 +241,26 @@ def test_presentation_mode_autoplays(app):
     assert any(b.label == "Pause" for b in app.button)
 
 
+def test_page_settings_survive_a_visit_to_another_page(app):
+    """Streamlit drops the state of widgets a run does not draw; the app keeps its settings across pages."""
+    flm_path = next(p for p in app.multiselect(key="models").value if Path(p).name == "tiny_flm")
+    app.number_input(key="num_samples").set_value(5)
+    app.number_input(key="seed").set_value(7)
+    app.select_slider(key=f"steps::{flm_path}").set_value(64)
+    app.run()
+    app.switch_page("views/time_schedule.py").run()
+    app.number_input(key="time_k").set_value(999)
+    app.run()
+    _ok(app)
+    app.switch_page("views/generate.py").run()
+    _ok(app)
+    assert app.number_input(key="num_samples").value == 5 and app.number_input(key="seed").value == 7
+    assert app.select_slider(key=f"steps::{flm_path}").value == 64
+    app.switch_page("views/time_schedule.py").run()
+    assert app.number_input(key="time_k").value == 999
+    assert not app.warning  # no "default value and Session State" warnings
+
+
 def test_time_page(app):
     app.switch_page("views/time_schedule.py").run()
     _ok(app)
@@ -263,6 +287,12 @@ def test_training_page(app):
     assert set(app.multiselect(key="train_metrics").value) == {"nll", "consistency_kl"}
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert len(spec["data"]) == 8  # 4 checkpoints x (train, val)
+    colors = {t["name"].split(" (")[0]: t["line"]["color"] for t in spec["data"]}
+    assert {analysis.KIND_COLOR[kind] for kind in ("flm", "fmlm")} <= set(colors.values())
+    assert len(set(colors.values())) == 4  # the kinds' colours of the other pages, one per checkpoint
+    app.multiselect(key="train_metrics").set_value([]).run()
+    _ok(app)
+    assert not app.get("plotly_chart") and any("at least one metric" in i.value for i in app.info)
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,6 +351,27 @@ def test_errors_shares_diff_and_speedups():
     ups = analysis.speedups([{"name": "a", "kind": "fmlm", "seconds": 0.1, "nfe": 1},
                              {"name": "b", "kind": "flm", "seconds": 2.0, "nfe": 64}])
     assert ups == [{"name": "b", "kind": "flm", "time_ratio": pytest.approx(20.0), "nfe_ratio": 64.0}]
+    assert analysis.times_phrase(20.0, "faster", "slower") == "20× faster"
+    assert analysis.times_phrase(3.21, "faster", "slower") == "3.2× faster"
+    assert analysis.times_phrase(1 / 1024, "fewer calls", "more calls") == "1,024× more calls"  # FMLM ran more steps
+    assert analysis.times_phrase(0.25, "faster", "slower") == "4.0× slower"
+    assert analysis.steps_phrase(1) == "1 step" and analysis.steps_phrase(32) == "32 steps"
+
+
+def test_discrete_views_show_each_steps_result():
+    """Rows record the state a step starts from; after the last step nothing is pending."""
+    pending = np.array([[[1, 1, 1]], [[1, 0, 1]], [[0, 0, 1]]], dtype=bool)  # (S=3, B=1, L=3)
+    after = analysis.pending_after_step(pending)
+    assert after.tolist() == [[[True, False, True]], [[False, False, True]], [[False, False, False]]]
+    np.testing.assert_allclose(analysis.pending_share(after), [2 / 3, 1 / 3, 0.0])
+
+
+def test_seconds_axis_labels_times_with_units():
+    axis = charts.seconds_axis([0.015, 0.64])
+    assert axis["ticktext"] == ["10 ms", "20 ms", "50 ms", "100 ms", "200 ms", "500 ms", "1 s"]
+    assert axis["type"] == "log" and 10 ** axis["range"][0] < 0.015 and 10 ** axis["range"][1] > 0.64
+    assert charts.seconds_axis([0.0003, 15])["ticktext"] == ["1 ms", "10 ms", "100 ms", "1 s", "10 s"]  # decades
+    assert charts.seconds_axis([None, 0.0]) == {}
 
 
 def test_read_benchmarks_is_defensive(tmp_path):

@@ -11,8 +11,11 @@ path = common.benchmarks_path()
 rows, message = analysis.read_benchmarks(path)
 session = st.session_state.get("history", [])
 
+batch = analysis.benchmark_batch(path)
 st.caption(f"From `{path}` (written by `python -m flm_core bench`), plus the runs you made in this session "
-           "(their timing only: no PPL is computed in the app).")
+           "(their timing only: no PPL is computed in the app)."
+           + (f" Benchmark rows are timed with {batch} samples in one batch; a run of fewer samples pays more "
+              "per sample, so compare your runs at the same batch." if batch else ""))
 if message:
     st.info(f"{message.capitalize() if message == 'no benchmark yet' else message} — run `python -m flm_core bench` "
             f"to create {path.name}.")
@@ -31,6 +34,10 @@ if rows:
                                 "word_validity": st.column_config.NumberColumn("word validity", format="%.3f")})
 if session:
     st.subheader("Your runs this session")
-    st.dataframe(session, hide_index=True)
+    st.dataframe(session, hide_index=True,
+                 column_config={"seconds": st.column_config.NumberColumn("seconds", format="%.3f"),
+                                "seconds_per_sample": st.column_config.NumberColumn("s / sample", format="%.4f"),
+                                "tokens_per_second": st.column_config.NumberColumn("tokens / s", format="%.0f"),
+                                "num_samples": st.column_config.NumberColumn("samples")})
 elif not rows:
     st.caption("Generate something on the Generate page to see its timing here.")

@@ -31,10 +31,10 @@ if any(p not in by_path for p in st.session_state.get("models", [])):  # drop va
     st.session_state["models"] = [p for p in st.session_state["models"] if p in by_path]
 
 top = st.columns([3, 1, 1])
-chosen = top[0].multiselect("Models", list(by_path), default=defaults or [infos[0].path],
-                            format_func=lambda p: by_path[p].label, key="models")
-num_samples = top[1].number_input("Samples", min_value=1, max_value=MAX_SAMPLES, value=2, step=1, key="num_samples")
-seed = top[2].number_input("Seed (shared)", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed")
+common.defaults(models=defaults or [infos[0].path], num_samples=2, seed=0)
+chosen = top[0].multiselect("Models", list(by_path), format_func=lambda p: by_path[p].label, key="models")
+num_samples = top[1].number_input("Samples", min_value=1, max_value=MAX_SAMPLES, step=1, key="num_samples")
+seed = top[2].number_input("Seed (shared)", min_value=0, max_value=2**31 - 1, step=1, key="seed")
 
 lanes = [by_path[p] for p in chosen]
 steps: dict[str, int] = {}
@@ -47,9 +47,10 @@ if lanes:
                 st.caption(f"AR: fixed at L-1 = {info.seq_len - 1} network calls (one per token); no step choice.")
                 steps[info.path] = 1
             else:
+                common.defaults(**{f"steps::{info.path}": DEFAULT_STEPS.get(info.kind, 32)})
                 steps[info.path] = st.select_slider(
-                    f"Steps · {info.label}", options=STEP_CHOICES, value=DEFAULT_STEPS.get(info.kind, 32),
-                    key=f"steps::{info.path}", help="Network calls (log scale, 1 to 1024).")
+                    f"Steps · {info.label}", options=STEP_CHOICES, key=f"steps::{info.path}",
+                    help="Network calls (log scale, 1 to 1024).")
 
 st.text_input("Prompt / fixed tokens", disabled=True, key="prompt",
               placeholder="coming: prefix conditioning",
@@ -80,8 +81,10 @@ def show_summary(runs: list[dict]) -> None:
         st.subheader("FMLM speedup")
         cols = st.columns(len(ups))
         for col, up in zip(cols, ups):
-            col.metric(f"vs {KIND_LABEL.get(up['kind'], up['kind'])} · {up['name']}", f"{up['time_ratio']:.1f}× faster",
-                       f"{up['nfe_ratio']:.0f}× fewer network calls", delta_color="off")
+            col.metric(f"vs {KIND_LABEL.get(up['kind'], up['kind'])} · {up['name']}",
+                       analysis.times_phrase(up["time_ratio"], "faster", "slower"),
+                       analysis.times_phrase(up["nfe_ratio"], "fewer network calls", "more network calls"),
+                       delta_color="off")
     if len(runs) > 1:
         st.plotly_chart(charts.timing_figure(lane_info, big=big), key="timing_chart")
     flm = next((r for r in runs if r["kind"] == "flm"), None)
@@ -92,9 +95,10 @@ def show_summary(runs: list[dict]) -> None:
             st.info("These two checkpoints differ in vocabulary or length, so their tokens cannot be compared.")
             return
         diff = analysis.token_diff(flm["gen"].tokens.numpy(), fmlm["gen"].tokens.numpy())
-        st.metric("Positions where FMLM's one jump matches the FLM ODE", f"{100 * diff['agreement']:.1f} %")
+        fmlm_steps, flm_steps = analysis.steps_phrase(fmlm["gen"].steps), analysis.steps_phrase(flm["gen"].steps)
+        st.metric(f"Positions where FMLM ({fmlm_steps}) matches FLM ({flm_steps})", f"{100 * diff['agreement']:.1f} %")
         st.caption("Same seed ⇒ both flows start from the same Gaussian noise, so this measures how faithfully the "
-                   f"distilled flow map ({fmlm['gen'].steps} step) reproduces the FLM's {flm['gen'].steps}-step path.")
+                   f"distilled flow map ({fmlm_steps}) reproduces the FLM's path ({flm_steps}).")
         sample = 0
         if flm["n"] > 1:
             sample = st.selectbox("Sample", range(flm["n"]), key="diff_sample",
@@ -118,6 +122,7 @@ if clicked:
     # Cheapest lane first: the one-step FMLM text is on screen before the long runs finish.
     order = sorted(lanes, key=lambda c: (c.seq_len - 1) if c.kind == "ar" else steps[c.path])
     errors = []
+    unfinished = st.session_state["batch_unfinished"] = [info.label for info in order]  # left mid-run: shown later
     for info in order:
         with slots[info.path].container():
             bar = st.progress(0.0, text=f"{info.label}: starting…")
@@ -126,11 +131,13 @@ if clicked:
                                      progress=common.progress_reporter(bar, info.label))
             except Exception as err:  # noqa: BLE001 - one line, no traceback
                 errors.append(f"{info.label}: {analysis.one_line(err)}")
+                unfinished.remove(info.label)
                 bar.empty()
                 st.error(errors[-1])
                 continue
             bar.empty()
             st.session_state["batch"].append(run["id"])
+            unfinished.remove(info.label)
         with slots[info.path].container():
             show_lane(run)
     st.session_state["batch_errors"] = errors
@@ -148,5 +155,8 @@ elif st.session_state.get("batch"):
                     show_lane(run)
         for message in st.session_state.get("batch_errors", []):
             st.error(message)
+        if st.session_state.get("batch_unfinished"):
+            st.warning(f"Not finished: {', '.join(st.session_state['batch_unfinished'])} (the run stopped when the "
+                       "page was left or the settings changed). Press Generate to run it again.")
         show_summary(done)
         st.caption("Open **Trajectory** in the sidebar to scrub through these runs step by step.")

@@ -38,8 +38,9 @@ with c1:
     if info is None:
         st.caption("No flow checkpoint found: showing the standard vocabulary sizes only.")
 model_k = info.vocab_size if info else None
-steps = c2.select_slider("Sampler steps", STEP_CHOICES[:8], value=8, key="time_steps")
-extra = c3.number_input("Another K", min_value=3, max_value=1_000_000, value=256, step=1, key="time_k")
+common.defaults(time_steps=8, time_k=256)
+steps = c2.select_slider("Sampler steps", STEP_CHOICES[:8], key="time_steps")
+extra = c3.number_input("Another K", min_value=3, max_value=1_000_000, step=1, key="time_k")
 
 ks = sorted({*STANDARD_K, int(extra), *( [model_k] if model_k else [])})
 with common.guard("Schedule"):

@@ -19,8 +19,9 @@ if not infos:
     st.stop()
 
 by_path = {c.path: c for c in infos}
-chosen = st.multiselect("Checkpoints", list(by_path), default=list(by_path), format_func=lambda p: by_path[p].label,
-                        key="train_ckpts")
+common.defaults(train_ckpts=list(by_path))
+st.session_state["train_ckpts"] = [p for p in st.session_state["train_ckpts"] if p in by_path]  # vanished ones
+chosen = st.multiselect("Checkpoints", list(by_path), format_func=lambda p: by_path[p].label, key="train_ckpts")
 logs: dict[str, list[dict]] = {}
 for p in chosen:
     with common.guard(f"Reading {by_path[p].name}/metrics.jsonl"):
@@ -28,6 +29,9 @@ for p in chosen:
         if records:
             logs[by_path[p].label] = records
 
+if not chosen:
+    st.info("Choose at least one checkpoint.")
+    st.stop()
 if not logs:
     st.info("None of the chosen checkpoints has a metrics.jsonl yet.")
     st.stop()
@@ -36,8 +40,14 @@ keys = []
 for records in logs.values():
     keys += [k for k in analysis.numeric_keys(records) if k not in keys]
 default = [k for k in analysis.LOSS_KEYS if k in keys] or keys[:1]
-metrics = st.multiselect("Metrics", keys, default=default, key="train_metrics")
-st.plotly_chart(charts.training_figure(logs, metrics, big=big), key="chart_training")
+common.defaults(train_metrics=default)
+st.session_state["train_metrics"] = [k for k in st.session_state["train_metrics"] if k in keys]
+metrics = st.multiselect("Metrics", keys, key="train_metrics")
+if not metrics:
+    st.info("Choose at least one metric.")
+    st.stop()
+kinds = {by_path[p].label: by_path[p].kind for p in chosen}
+st.plotly_chart(charts.training_figure(logs, metrics, big=big, kinds=kinds), key="chart_training")
 
 summary = []
 for label, records in logs.items():

@@ -29,10 +29,11 @@ with st.expander("New run", expanded=not store):
     else:
         info = common.checkpoint_selector("Checkpoint", infos, key="traj_new_ckpt", default_kind="flm")
         c1, c2, c3 = st.columns(3)
-        new_steps = c1.select_slider("Steps", STEP_CHOICES, value=32, key="traj_new_steps",
+        common.defaults(traj_new_steps=32, traj_new_n=1, traj_new_seed=0)
+        new_steps = c1.select_slider("Steps", STEP_CHOICES, key="traj_new_steps",
                                      disabled=info is not None and info.kind == "ar")
-        new_n = c2.number_input("Samples", 1, 16, 1, key="traj_new_n")
-        new_seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="traj_new_seed")
+        new_n = c2.number_input("Samples", 1, 16, key="traj_new_n")
+        new_seed = c3.number_input("Seed", 0, 2**31 - 1, key="traj_new_seed")
         if info is not None and info.kind == "ar":
             st.caption(f"AR: fixed at L-1 = {info.seq_len - 1} network calls.")
         if st.button("Run and record", key="traj_new_run") and info is not None:
@@ -62,6 +63,7 @@ if traj is None:
 derived = run["derived"]
 if "arrays" not in derived:
     arrays = analysis.to_numpy(traj)
+    arrays["pending"] = analysis.pending_after_step(arrays["pending"])  # show each step's result
     gamma = arrays["gamma"].astype(float)
     derived["arrays"] = arrays
     derived["argmax_not_final"] = analysis.not_final_share(arrays["argmax"], arrays["final_tokens"])
@@ -80,7 +82,8 @@ L = run["seq_len"]
 c1, c2, _ = st.columns([1, 1, 2])
 sample = c1.selectbox("Sample", range(run["n"]), key=f"traj_sample::{run_id}") if run["n"] > 1 else 0
 position = c2.number_input("Position (simplex view)", 0, L - 1, min(5, L - 1), key=f"traj_pos::{run_id}")
-views = st.pills("Views", VIEWS, selection_mode="multi", default=list(VIEWS), key="traj_views")
+common.defaults(traj_views=list(VIEWS))
+views = st.pills("Views", VIEWS, selection_mode="multi", key="traj_views")
 st.caption(f"{KIND_LABEL.get(run['kind'], run['kind'])} · {gen.steps} step{'s' if gen.steps != 1 else ''}, {S} recorded · NFE {gen.nfe} · "
            f"{gen.seconds:.3f} s on {gen.device} · K={run['vocab_size']} · L={L}")
 
