@@ -288,7 +288,7 @@ def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), b
     axis = seconds_axis([r.get("seconds_per_sample") for r in rows] + [r.get("seconds_per_sample") for r in session])
     fig.update_xaxes(row=1, col=1, **axis)
     fig.update_xaxes(title="time per sample (log scale)", row=2, col=1, **axis)
-    fig.update_yaxes(type="log", title="Gen PPL (log, lower is better)", row=1, col=1)
+    fig.update_yaxes(type="log", dtick=1, title="Gen PPL (log, lower is better)", row=1, col=1)
     fig.update_yaxes(title="this session", row=2, col=1)
     if not has_ppl:
         fig.update_xaxes(visible=False, row=1, col=1)
