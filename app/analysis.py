@@ -198,6 +198,17 @@ def speedups(lanes: Sequence[dict], reference: str = "fmlm") -> list[dict]:
     return out
 
 
+def estimate_seconds(runs: Iterable[dict], path: str, nfe: int, samples: int) -> float | None:
+    """Seconds a run of `nfe` network calls on `samples` samples of checkpoint `path` should take, scaled
+    from the latest earlier run of that checkpoint (runs: dicts with path, n and a Generation as gen);
+    None without one. Per-sample cost falls with the batch on most hardware, so this errs on the long side
+    for a batch larger than the earlier one."""
+    last = next((r for r in reversed(list(runs)) if r.get("path") == path and r["gen"].nfe > 0), None)
+    if last is None:
+        return None
+    return last["gen"].seconds / last["gen"].nfe / max(last["n"], 1) * nfe * samples
+
+
 def times_phrase(ratio: float, up: str, down: str) -> str:
     """'3.2× faster' for ratio 3.2, '4.0× slower' for 0.25, '1,024× ...' from 10 on: always a factor of at least 1 and its direction."""
     factor, word = (ratio, up) if ratio >= 1 else (1 / max(ratio, 1e-12), down)

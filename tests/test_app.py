@@ -358,6 +358,17 @@ def test_errors_shares_diff_and_speedups():
     assert analysis.steps_phrase(1) == "1 step" and analysis.steps_phrase(32) == "32 steps"
 
 
+def test_run_time_estimate_scales_the_latest_run_of_the_same_checkpoint():
+    from types import SimpleNamespace
+
+    runs = [{"path": "a", "n": 2, "gen": SimpleNamespace(seconds=4.0, nfe=32)},
+            {"path": "b", "n": 1, "gen": SimpleNamespace(seconds=1.0, nfe=1)},
+            {"path": "a", "n": 4, "gen": SimpleNamespace(seconds=2.0, nfe=8)}]  # latest of "a": 1/16 s per call-sample
+    assert analysis.estimate_seconds(runs, "a", nfe=1024, samples=2) == pytest.approx(128.0)
+    assert analysis.estimate_seconds(runs, "b", nfe=3, samples=1) == pytest.approx(3.0)
+    assert analysis.estimate_seconds(runs, "c", nfe=1, samples=1) is None
+
+
 def test_discrete_views_show_each_steps_result():
     """Rows record the state a step starts from; after the last step nothing is pending."""
     pending = np.array([[[1, 1, 1]], [[1, 0, 1]], [[0, 0, 1]]], dtype=bool)  # (S=3, B=1, L=3)

@@ -8,6 +8,7 @@ from app.analysis import KIND_LABEL, STEP_CHOICES
 
 DEFAULT_STEPS = {"fmlm": 1, "flm": 32, "mdlm": 32, "ar": 1}
 MAX_SAMPLES = 16
+SLOW_SECONDS = 10.0  # a run estimated to take longer is announced before the click
 
 big = common.big()
 st.title("Generate")
@@ -57,6 +58,14 @@ st.text_input("Prompt / fixed tokens", disabled=True, key="prompt",
               help="flm_core has no conditioning yet; this control stays off rather than fake it.")
 st.caption("Prompt: **coming: prefix conditioning** — the models are unconditional for now.")
 
+slow = []
+for info in lanes:  # long runs announced before the click, from this session's earlier runs
+    nfe = info.seq_len - 1 if info.kind == "ar" else steps[info.path]
+    estimate = analysis.estimate_seconds(common.run_store().values(), info.path, nfe, int(num_samples))
+    if estimate is not None and estimate > SLOW_SECONDS:
+        slow.append(f"{info.label} about {estimate:.0f} s")
+if slow:
+    st.caption(f"Estimated from your earlier runs: {', '.join(slow)}.")
 clicked = st.button("Generate", type="primary", disabled=not lanes, key="generate", icon=":material/bolt:")
 
 
