@@ -232,7 +232,7 @@ def schedule_figure(curves: Mapping[int, Mapping[str, np.ndarray]], model_k: int
 
     curves: K -> {"gamma", "alpha", "error"}; grid: {"t", "gamma", "error"} for the model's K."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("model clock t = α(g)", "decoding error 1 - q(g)"))
-    palette = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692"]
+    palette = ["#636efa", "#8c564b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692"]  # red: the grid
     for i, (k, curve) in enumerate(sorted(curves.items())):
         main = k == model_k
         style = dict(color="#111" if main else palette[i % len(palette)], width=3.5 if main else 1.8)
@@ -243,10 +243,11 @@ def schedule_figure(curves: Mapping[int, Mapping[str, np.ndarray]], model_k: int
                                  legendgroup=str(k), showlegend=False), 1, 2)
     if grid is not None:
         n = len(grid["t"]) - 1
+        marker = dict(size=max(4.0, 8.0 * min(1.0, (16 / n) ** 0.5)), color="#d62728", symbol="diamond-open")
         fig.add_trace(go.Scatter(x=grid["gamma"], y=grid["t"], mode="markers", name=f"sampler grid ({n} steps)",
-                                 marker=dict(size=8, color="#d62728", symbol="diamond")), 1, 1)
+                                 marker=marker), 1, 1)  # open and smaller for many steps: the curve shows through
         fig.add_trace(go.Scatter(x=grid["gamma"], y=grid["error"], mode="markers", showlegend=False,
-                                 marker=dict(size=8, color="#d62728", symbol="diamond")), 1, 2)
+                                 marker=marker), 1, 2)
     for col in (1, 2):
         fig.update_xaxes(title="noise level g (0 = noise, 1 = data)", range=[0, 1], row=1, col=col)
     fig.update_yaxes(title="t", range=[0, 1.02], row=1, col=1)
