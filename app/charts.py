@@ -18,9 +18,10 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 360, big: bool = False) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.01) if title else None, height=height,
+    fig.update_layout(title=dict(text=title, x=0.01) if title else None, height=height + (60 if big else 0),
                       margin=dict(l=50, r=20, t=50 if title else 20, b=45),
-                      font=dict(FONT, size=18 if big else 13), legend=dict(orientation="h", y=-0.2))
+                      font=dict(FONT, size=18 if big else 13),  # the legend sits below the axis titles
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom"))
     return fig
 
 
