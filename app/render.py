@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -139,16 +140,48 @@ def gif_frames(frames: Sequence[dict], width: int = 960, height: int = 540, font
     return buf.getvalue()
 
 
+ESCAPED_BYTE = re.compile(r"\\x([0-9a-f]{2})")
+
+
+def _utf8_bytes(piece: str) -> bytes:
+    """A token string of analysis.token_strings back to bytes ("\\xc3" stands for the byte 0xc3)."""
+    out, last = bytearray(), 0
+    for match in ESCAPED_BYTE.finditer(piece):
+        out += piece[last:match.start()].encode() + bytes([int(match.group(1), 16)])
+        last = match.end()
+    return bytes(out + piece[last:].encode())
+
+
+def joined_pieces(pieces: Sequence[str]) -> list[str]:
+    """Running text of consecutive token strings: a character split over tokens (shown alone as
+    "\\xc3", "\\xa8") is written whole, on the first of its tokens; the others become empty."""
+    out = list(pieces)
+    i = 0
+    while i < len(out):
+        if not ESCAPED_BYTE.search(out[i]):
+            i += 1
+            continue
+        j = i + 1
+        while j < len(out) and ESCAPED_BYTE.search(out[j]):
+            j += 1
+        text = b"".join(_utf8_bytes(p) for p in pieces[i:j]).decode("utf-8", errors="backslashreplace")
+        out[i:j] = [text] + [""] * (j - i - 1)
+        i = j
+    return out
+
+
 def step_text_html(ids: Sequence[int], confidence: Sequence[float], changed: Sequence[bool], pending: Sequence[bool],
                    tokens: Sequence[str], big: bool = False) -> str:
-    """The sequence at one step as running text: opacity by confidence, changed tokens orange, pending ░."""
+    """The sequence at one step as running text: opacity by confidence, changed tokens orange, pending ░;
+    characters split over several tokens are written whole."""
     size = "1.5rem" if big else "1.0rem"
+    shown = joined_pieces(["" if pending[i] or tok < 0 else tokens[int(tok)] for i, tok in enumerate(ids)])
     spans = []
     for i, tok in enumerate(ids):
         if pending[i] or tok < 0:
             spans.append('<span style="color:#bbb">░</span>')
             continue
-        text = html.escape(tokens[int(tok)])
+        text = html.escape(shown[i])
         opacity = 0.25 + 0.75 * float(max(0.0, min(1.0, confidence[i])))
         color = "#e67800" if changed[i] else "#111"
         spans.append(f'<span title="pos {i} p={float(confidence[i]):.2f}" style="opacity:{opacity:.2f};'

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -472,6 +473,15 @@ def test_chart_builders_return_figures():
     assert len(charts.training_figure(logs, ["nll"]).data) == 2
     lanes = [{"name": "a", "kind": "fmlm", "seconds": 0.1, "nfe": 1, "n": 2}]
     assert charts.timing_figure(lanes).data[0].x[0] == pytest.approx(0.05)
+
+
+def test_running_text_writes_characters_split_over_tokens_whole():
+    tokens = [" vol", "ur", "\\xc3", "\\xa8", "re", "\\xe2\\x80", "\\x94", "\\xff"]
+    assert render.joined_pieces(tokens) == [" vol", "ur", "è", "", "re", "—\\xff", "", ""]  # 0xff: no character
+    plain = re.sub(r"<[^>]+>", "", render.step_text_html([0, 1, 2, 3, 4], [1.0] * 5, [False] * 5, [False] * 5, tokens))
+    assert plain == " volurère"
+    half = re.sub(r"<[^>]+>", "", render.step_text_html([2, 3], [1.0, 1.0], [False, False], [False, True], tokens))
+    assert half == "\\xc3░"  # its second byte is still masked: nothing to join
 
 
 def test_render_html_and_gif():
