@@ -409,12 +409,12 @@ def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: 
                 append_jsonl(out / METRICS_FILE, record)
             progress.set_postfix({k: f"{float(v):.3f}" for k, v in logs_sum.items()} | {"tok/s": f"{rate:.0f}"})
             window_start, window_tokens = time.monotonic(), 0
-        if step % cfg.eval_every == 0:
+        due_save = time.monotonic() - last_save > cfg.save_every_minutes * 60
+        if due_save or step % cfg.eval_every == 0:
             val = validate()
-        if time.monotonic() - last_save > cfg.save_every_minutes * 60:
-            val = validate()
-            save(val)
-            last_save, saved_step = time.monotonic(), step
+            if due_save or val.get("nll", math.inf) < best:  # a better model is exported as soon as it is seen
+                save(val)
+                last_save, saved_step = time.monotonic(), step
     progress.close()
     if not val or (saved_step != step and step % cfg.eval_every):
         val = validate()

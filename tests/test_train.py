@@ -133,6 +133,19 @@ def test_resume_after_an_interruption_repeats_an_uninterrupted_run(tiny_data, tm
 # ------------------------------------------------------------------ (3) no silent overwrite
 
 
+def test_the_exported_weights_are_those_of_the_best_validation(tiny_data, tmp_path, tiny_train_args, monkeypatch):
+    """Validation every 2 steps with scripted NLLs 3.0, 2.0, 2.5, 2.7 (no timed save in between): the
+    export is step 4's, the best, not the last one's (before, only timed and final saves could export)."""
+    scripted = iter([3.0, 2.0, 2.5, 2.7])
+    monkeypatch.setattr(train_module, "evaluate_loss", lambda *args, **kwargs: {"nll": next(scripted)})
+    out = tmp_path / "run"
+    assert main(tiny_train_args("flm", tiny_data, out, "--max-steps", "8", "--eval-every", "2",
+                                "--save-every-minutes", "60")) == 0
+    card = (out / "README.md").read_text()
+    assert "- steps: 4," in card and '"nll": 2.0' in card
+    assert [r["nll"] for r in training_log(out) if r["split"] == "val"] == [3.0, 2.0, 2.5, 2.7]
+
+
 def test_refuses_to_overwrite_an_existing_run(tiny_data, tmp_path, tiny_train_args, capsys):
     out = tmp_path / "run"
     assert main(tiny_train_args("flm", tiny_data, out, "--max-steps", "2")) == 0
