@@ -1,4 +1,5 @@
-"""`python -m flm_core SUBCOMMAND`: prepare-data, train {flm,fmlm,mdlm,ar}, export, sample, evaluate, bench.
+"""`python -m flm_core SUBCOMMAND`: prepare-data, train {flm,fmlm,mdlm,ar}, export, sample, evaluate, bench,
+bench-speed.
 
 Every failure prints one line naming the cause and exits with status 2 (no traceback).
 """

@@ -68,9 +68,10 @@ def pull(repo_id: str, *, revision: str | None = None, cache_dir: str | Path | N
 
 
 def resolve(source: str | Path) -> Path:
-    """A local file or folder as it is; a missing path of the form 'owner/name' is a Hub repo id (pulled)."""
+    """A local file or folder as it is; a missing path of the form 'owner/name' is a Hub repo id (pulled),
+    unless 'owner' is a local folder (then it is a mistyped local path, reported as missing)."""
     path = Path(source)
-    if path.exists() or not _REPO_ID.match(str(source)):
+    if path.exists() or not _REPO_ID.match(str(source)) or path.parent.is_dir():
         return path
     try:
         return pull(str(source))

@@ -27,15 +27,14 @@ DISTILL_STEPS=${DISTILL_STEPS:-5000}
 export OMP_NUM_THREADS=${THREADS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}
 
 [ -f "$DATA/manifest.json" ] || python -m flm_core prepare-data --out "$DATA"
-common=(--data "$DATA" --batch-size "$BATCH" --min-lr-ratio "$MIN_LR_RATIO" --eval-every 200
-        --save-every-minutes 1 --resume)
+common=(--data "$DATA" --batch-size "$BATCH" --eval-every 200 --save-every-minutes 1 --resume)
 
 mkdir -p "$RUNS"
 python -m flm_core train flm --init-from "$SHIP/flm-wiki" --out "$RUNS/flm" "${common[@]}" --lr "$LR" \
-  --warmup-steps 100 --max-steps "$BASE_STEPS" --max-minutes "$BASE_MINUTES" > "$RUNS.flm.log" 2>&1 &
+  --min-lr-ratio "$MIN_LR_RATIO" --warmup-steps 100 --max-steps "$BASE_STEPS" --max-minutes "$BASE_MINUTES" > "$RUNS.flm.log" 2>&1 &
 flm=$!
 python -m flm_core train mdlm --init-from "$SHIP/mdlm-wiki" --out "$RUNS/mdlm" "${common[@]}" --lr "$LR" \
-  --warmup-steps 100 --max-steps "$MDLM_STEPS" --max-minutes "$BASE_MINUTES" > "$RUNS.mdlm.log" 2>&1 &
+  --min-lr-ratio "$MIN_LR_RATIO" --warmup-steps 100 --max-steps "$MDLM_STEPS" --max-minutes "$BASE_MINUTES" > "$RUNS.mdlm.log" 2>&1 &
 mdlm=$!
 wait "$flm"; wait "$mdlm"
 tail -n 1 "$RUNS".{flm,mdlm}.log

@@ -29,6 +29,7 @@ def test_speedups_pick_the_fastest_matching_setting():
             row("flm", "flm", 64, 60.0, 3.0, 0.05),   # better PPL, entropy collapsed (> 10% off)
             row("mdlm", "mdlm", 8, 300.0, 4.0, 0.02),
             row("ar", "ar", 15, None, 4.0, 0.03),
+            dict(row("judge", "ar", 15, 5.0, 4.0, 0.001), self_evaluated=True),  # the evaluator: not comparable
             {"model": "data (validation)", "kind": "data", "steps": None, "gen_ppl": 20.0, "entropy": 4.0}]
     out = {s["model"]: s for s in bench.speedups(rows)}
     assert set(out) == {"flm", "mdlm", "ar"}  # the FMLM's own multi-step rows are not "another model"
@@ -36,7 +37,8 @@ def test_speedups_pick_the_fastest_matching_setting():
     assert out["flm"]["speedup"] == pytest.approx(10.0)
     assert not out["mdlm"]["matched"] and out["mdlm"]["speedup"] is None
     assert not out["ar"]["matched"]
-    assert "10x faster than flm at 16 steps" in bench.speedup_sentence(out["flm"])
+    assert "10x faster than flm, which needs 16 steps to match its quality (Gen PPL 95 <= 100" in \
+        bench.speedup_sentence(out["flm"])
     assert "no setting of mdlm" in bench.speedup_sentence(out["mdlm"])
     assert bench.speedups([row("flm", "flm", 8, 10.0, 4.0, 0.1)]) == []  # no one-step FMLM
 
@@ -62,7 +64,7 @@ def test_bench_writes_json_markdown_and_html(world, tmp_path):
     assert [r["self_evaluated"] for r in rows[:-1]] == [False] * 6 + [True]
     data = rows[-1]
     assert data["kind"] == "data" and data["memorization"] > 0 and data["word_validity"] > 0.9
-    assert {s["model"] for s in saved["speedups"]} == {"flm", "mdlm", "ar"}
+    assert {s["model"] for s in saved["speedups"]} == {"flm", "mdlm"}  # not the AR that evaluates itself
     env = saved["environment"]
     assert env["device"] == "cpu" and env["torch_threads"] >= 1 and env["torch"]
     assert saved["settings"]["steps"] == [1, 2] and saved["settings"]["repeats"] == 2

@@ -131,3 +131,11 @@ def test_missing_repo_or_path_is_one_line(cache):
         flm_core.load("me/never-pushed")
     message = str(info.value)
     assert "\n" not in message and message.startswith("me/never-pushed: no such local path")
+
+
+def test_a_mistyped_path_inside_a_local_folder_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    (tmp_path / "checkpoints").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(hub, "pull", lambda *a, **k: pytest.fail("a local-looking path went to the Hub"))
+    with pytest.raises(CheckpointError, match="checkpoints/fmlm-wikx: no such checkpoint directory"):
+        flm_core.load("checkpoints/fmlm-wikx")
