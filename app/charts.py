@@ -151,12 +151,13 @@ def simplex_figure(prediction: Mapping[str, np.ndarray], t: Sequence[float], cur
 
 def decoding_error_figure(t: Sequence[float], gamma: Sequence[float], not_final: Sequence[float],
                           theory: Sequence[float] | None = None, pending: Sequence[float] | None = None,
-                          current: int | None = None, big: bool = False,
+                          current: int | None = None, big: bool = False, state_error: Sequence[float] | None = None,
                           label: str = "prediction argmax ≠ final",
                           pending_label: str = "pending (masked / to do)") -> go.Figure:
     """Share of positions whose argmax is not yet final, vs model time t and vs noise level g.
 
-    theory: 1 - q(g) at the recorded g (the state's own argmax on the ideal path), from flm_core.schedule.
+    theory: 1 - q(g) at the recorded g (the state's own argmax on the ideal path), from flm_core.schedule;
+    state_error: the same share measured on the sampler's own states (flow models).
     pending: a second curve (discrete models: prediction argmax ≠ final, since their tokens are sampled).
     The g panel is left empty for discrete models (g is NaN)."""
     t, g, err = (np.asarray(v, float) for v in (t, gamma, not_final))
@@ -171,6 +172,10 @@ def decoding_error_figure(t: Sequence[float], gamma: Sequence[float], not_final:
         if theory is not None and has_g:
             fig.add_trace(go.Scatter(x=x, y=np.asarray(theory, float), mode="lines", name="theory 1-q(g): state argmax",
                                      line=dict(color="#555", dash="dash"), showlegend=col == 1), 1, col)
+        if state_error is not None and has_g:
+            fig.add_trace(go.Scatter(x=x, y=np.asarray(state_error, float), mode="lines+markers",
+                                     name="state argmax ≠ final (measured)", line=dict(color="#555"),
+                                     marker=dict(size=4), showlegend=col == 1), 1, col)
         if pending is not None and np.asarray(pending).any():
             fig.add_trace(go.Scatter(x=x, y=np.asarray(pending, float), mode="lines", name=pending_label,
                                      line=dict(color="#2ca02c", dash="dot"), showlegend=col == 1), 1, col)

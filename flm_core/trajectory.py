@@ -1,8 +1,8 @@
 """Compact per-step record of a sampling run, for the app and notebooks.
 
 Per recorded step and position it keeps the prediction's argmax, its top-k ids and
-probabilities, its entropy, the state's value at those ids, and a fixed random projection
-(sketch) of prediction and state to `SKETCH_DIM` dimensions. Memory grows as steps x L x k,
+probabilities, its entropy, the state's value at those ids and its own argmax, and a fixed random
+projection (sketch) of the prediction to `SKETCH_DIM` dimensions. Memory grows as steps x L x k,
 never as steps x L x K.
 """
 from __future__ import annotations
@@ -37,7 +37,6 @@ class Trajectory:
     state_at_top: torch.Tensor  # (S, B, L, k) state's coordinate at top_ids (dense states only, else NaN)
     state_argmax: torch.Tensor  # (S, B, L) argmax of the dense input state (-1 for discrete states)
     prediction_sketch: torch.Tensor  # (S, B, L, SKETCH_DIM) probabilities @ P
-    state_sketch: torch.Tensor  # (S, B, L, SKETCH_DIM) dense state @ P (NaN for discrete states)
     pending: torch.Tensor  # (S, B, L) bool: position still masked / not yet generated at that step
     final_tokens: torch.Tensor = field(default=None)  # (B, L)
 
@@ -47,8 +46,9 @@ class Trajectory:
 
 
 class Recorder:
-    """Collects one record per chosen step; a record costs a top-k, two K-wide reductions and two small
-    matmuls, and stays on the sampler's device until `finish` (no host round-trip inside the loop).
+    """Collects one record per chosen step; a record costs a top-k, two K-wide reductions (entropy, state
+    argmax) and one small matmul (the sketch), and stays on the sampler's device until `finish` (no host
+    round-trip inside the loop).
 
     Samplers that predict only some positions per step (AR) update those positions of a running
     row; the others keep their last values."""
@@ -70,8 +70,7 @@ class Recorder:
                     entropy=torch.full(shape, nan, device=device),
                     state_at_top=torch.full((*shape, k), nan, device=device),
                     state_argmax=torch.full(shape, -1, dtype=torch.long, device=device),
-                    prediction_sketch=torch.full((*shape, SKETCH_DIM), nan, device=device),
-                    state_sketch=torch.full((*shape, SKETCH_DIM), nan, device=device))
+                    prediction_sketch=torch.full((*shape, SKETCH_DIM), nan, device=device))
 
     def needs(self, step: int, partial: bool) -> bool:
         """Whether `update` must run at this step (always for per-position samplers)."""
@@ -95,7 +94,6 @@ class Recorder:
         if state is not None:
             fresh["state_at_top"] = state.gather(-1, top_ids).float()
             fresh["state_argmax"] = state.max(-1).indices
-            fresh["state_sketch"] = state.float() @ projection
         for name, value in fresh.items():
             self.current[name][:, span] = value
         if step in self.keep:

@@ -448,6 +448,10 @@ def test_chart_builders_return_figures():
     fig = charts.decoding_error_figure(np.linspace(0, 1, S), np.linspace(0, 0.9, S), np.linspace(1, 0, S),
                                        theory=np.linspace(1, 0, S), current=3)
     assert len(fig.data) == 6
+    measured = charts.decoding_error_figure(np.linspace(0, 1, S), np.linspace(0, 0.9, S), np.linspace(1, 0, S),
+                                            theory=np.linspace(1, 0, S), state_error=np.linspace(0.9, 0, S))
+    assert [tr.name for tr in measured.data if tr.showlegend] == [
+        "prediction argmax ≠ final", "theory 1-q(g): state argmax", "state argmax ≠ final (measured)"]
     disc = charts.decoding_error_figure(np.linspace(1, 0, S), np.full(S, np.nan), np.linspace(1, 0, S),
                                         pending=np.linspace(1, 0, S))
     assert all(tr.xaxis in (None, "x") for tr in disc.data)

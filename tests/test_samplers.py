@@ -14,7 +14,7 @@ from flm_core.trajectory import MAX_RECORDED_STEPS, SKETCH_DIM, Recorder, Trajec
 KINDS = ["flm", "fmlm", "mdlm", "ar"]
 L, B = 12, 3
 TRAJECTORY_FIELDS = ("step", "t", "gamma", "argmax", "top_ids", "top_probs", "entropy", "state_at_top",
-                     "prediction_sketch", "state_sketch", "pending", "final_tokens")
+                     "prediction_sketch", "pending", "final_tokens")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def check_trajectory(tr: Trajectory, kind: str, n: int, k: int, tokens: torch.Te
     assert bool((tr.step[1:] > tr.step[:-1]).all())
     shapes = {"t": (s,), "gamma": (s,), "argmax": (s, B, L), "top_ids": (s, B, L, top),
               "top_probs": (s, B, L, top), "entropy": (s, B, L), "state_at_top": (s, B, L, top),
-              "prediction_sketch": (s, B, L, SKETCH_DIM), "state_sketch": (s, B, L, SKETCH_DIM),
+              "prediction_sketch": (s, B, L, SKETCH_DIM),
               "pending": (s, B, L), "final_tokens": (B, L)}
     for name, shape in shapes.items():
         assert tuple(getattr(tr, name).shape) == shape, name
@@ -105,10 +105,10 @@ def check_trajectory(tr: Trajectory, kind: str, n: int, k: int, tokens: torch.Te
     if kind in ("flm", "fmlm"):
         assert torch.equal(tr.argmax[-1], tokens)  # tokens are the argmax of the last prediction
         assert bool((tr.gamma[1:] > tr.gamma[:-1]).all()) and tr.t[0] == 0 and tr.gamma[0] == 0
-        assert torch.isfinite(tr.state_sketch).all() and torch.isfinite(tr.state_at_top).all()
+        assert torch.isfinite(tr.state_at_top).all() and bool((tr.state_argmax >= 0).all())
         assert not tr.pending.any()
     else:
-        assert torch.isnan(tr.state_sketch).all() and torch.isnan(tr.gamma).all()
+        assert bool((tr.state_argmax == -1).all()) and torch.isnan(tr.gamma).all()
     if kind == "mdlm":
         assert tr.pending[0].all()  # everything starts masked
         assert bool((tr.t[1:] < tr.t[:-1]).all()) and tr.t[0] == 1

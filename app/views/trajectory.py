@@ -68,6 +68,8 @@ if "arrays" not in derived:
     derived["arrays"] = arrays
     derived["argmax_not_final"] = analysis.not_final_share(arrays["argmax"], arrays["final_tokens"])
     derived["pending"] = analysis.pending_share(arrays["pending"])
+    derived["state_not_final"] = (analysis.not_final_share(arrays["state_argmax"], arrays["final_tokens"])
+                                  if run["kind"] in ("flm", "fmlm") else None)
     # Flow models: the prediction's argmax is what becomes the text. Discrete models sample their tokens and
     # keep them, so a position is final exactly when it is no longer masked / still to generate.
     derived["not_final"] = derived["pending"] if run["kind"] in ("mdlm", "ar") else derived["argmax_not_final"]
@@ -248,11 +250,13 @@ def scrubber() -> None:
                        "no noise level g for a discrete state.")
         else:
             st.plotly_chart(charts.decoding_error_figure(arrays["t"], arrays["gamma"], derived["not_final"],
-                                                         theory=derived["theory"], current=idx, big=big),
+                                                         theory=derived["theory"], current=idx, big=big,
+                                                         state_error=derived["state_not_final"]),
                             key="chart_error")
-            st.caption("Red: share of positions whose predicted argmax is not yet the final token. Dashed: the "
-                       "theory 1 − q(g) for the noisy state's own argmax on the ideal path "
-                       "(flm_core.schedule.decoding_error); with the α-reparameterised clock it falls linearly in t.")
+            st.caption("Red: share of positions whose predicted argmax is not yet the final token. Grey: the same "
+                       "for the noisy state's own argmax, measured on this run (solid) and in theory on the ideal "
+                       "path, 1 − q(g) (dashed, flm_core.schedule.decoding_error); with the α-reparameterised clock "
+                       "the theory falls linearly in t.")
 
 
 def _has_umap() -> bool:
