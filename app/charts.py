@@ -145,7 +145,7 @@ def simplex_figure(prediction: Mapping[str, np.ndarray], t: Sequence[float], cur
     fig.update_layout(ternary=dict(sum=1, aaxis=dict(title=labels[0], min=0), baxis=dict(title=labels[1], min=0),
                                    caxis=dict(title="rest", min=0)), showlegend=True)
     _layout(fig, "Simplex view of the chosen position", height=470, big=big)
-    fig.update_layout(margin=dict(l=60, r=60, t=95, b=40))  # room for the top corner's label
+    fig.update_layout(margin=dict(l=60, r=60, t=95, b=110))  # room for the corner labels above the legend
     return fig
 
 
@@ -279,7 +279,8 @@ def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), b
             fig.add_trace(go.Scatter(
                 x=[r["seconds_per_sample"] for r in pts], y=[r["gen_ppl"] for r in pts], mode="lines+markers+text",
                 name=KIND_LABEL.get(kind, kind), line=dict(color=KIND_COLOR.get(kind, "#777")),
-                text=[f"{int(r['steps'])}" if r.get("steps") else "" for r in pts], textposition="top center",
+                text=[f"{int(r['steps'])}" if r.get("steps") else "" for r in pts],
+                textposition="bottom center" if kind == "fmlm" else "top center",  # FLM and FMLM run close
                 customdata=[[r["model"], r.get("nfe")] for r in pts], marker=dict(size=9),
                 hovertemplate="%{customdata[0]}<br>%{x:.4f} s/sample<br>Gen PPL %{y:.1f}<br>NFE %{customdata[1]}"
                               "<extra></extra>"), 1, 1)
