@@ -104,6 +104,7 @@ def _cpu_table(vocab_size: int) -> tuple[Tensor, Tensor]:
     return gamma, alpha
 
 
+@torch.compiler.disable  # a cache to read, not code to trace: dynamo would trace the table's build each time
 @functools.lru_cache(maxsize=None)
 def _device_table(vocab_size: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """The CPU float64 table of `_cpu_table`, cast and moved once per (K, device, dtype)."""
