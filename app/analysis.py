@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -170,6 +171,36 @@ def token_strings(tokenizer, vocab_size: int) -> list[str]:
             if raw and all(c in table for c in raw):
                 piece = bytes(table[c] for c in raw).decode("utf-8", errors="backslashreplace")
         out.append(piece)
+    return out
+
+
+ESCAPED_BYTE = re.compile(r"\\x([0-9a-f]{2})")
+
+
+def _utf8_bytes(piece: str) -> bytes:
+    """A token string of analysis.token_strings back to bytes ("\\xc3" stands for the byte 0xc3)."""
+    out, last = bytearray(), 0
+    for match in ESCAPED_BYTE.finditer(piece):
+        out += piece[last:match.start()].encode() + bytes([int(match.group(1), 16)])
+        last = match.end()
+    return bytes(out + piece[last:].encode())
+
+
+def joined_pieces(pieces: Sequence[str]) -> list[str]:
+    """Running text of consecutive token strings: a character split over tokens (shown alone as
+    "\\xc3", "\\xa8") is written whole, on the first of its tokens; the others become empty."""
+    out = list(pieces)
+    i = 0
+    while i < len(out):
+        if not ESCAPED_BYTE.search(out[i]):
+            i += 1
+            continue
+        j = i + 1
+        while j < len(out) and ESCAPED_BYTE.search(out[j]):
+            j += 1
+        text = b"".join(_utf8_bytes(p) for p in pieces[i:j]).decode("utf-8", errors="backslashreplace")
+        out[i:j] = [text] + [""] * (j - i - 1)
+        i = j
     return out
 
 
@@ -501,10 +532,12 @@ def denoising_frames(arrays: dict[str, np.ndarray], sample: int, tokens: Sequenc
     for idx in frame_indices(len(arrays["step"]), max_frames):
         view = step_view(arrays, sample, idx, discrete)
         title = f"{label} · step {int(arrays['step'][idx]) + 1}/{steps} · t={float(arrays['t'][idx]):.2f}"
+        texts = joined_pieces([tokens[int(i)] if i >= 0 and not p else ""
+                               for i, p in zip(view["ids"], view["pending"])])
         frames.append({"title": title, "pieces": [
-            (tokens[int(i)] if i >= 0 else "", float(c), bool(ch), bool(p))
-            for i, c, ch, p in zip(view["ids"], view["confidence"], view["changed"], view["pending"])]})
-    final = arrays["final_tokens"][sample]
+            (text, float(c), bool(ch), bool(p))
+            for text, c, ch, p in zip(texts, view["confidence"], view["changed"], view["pending"])]})
+    final = joined_pieces([tokens[int(i)] for i in arrays["final_tokens"][sample]])
     frames.append({"title": f"{label} · final text ({nfe} network call{'s' if nfe != 1 else ''})",
-                   "pieces": [(tokens[int(i)], 1.0, False, False) for i in final]})
+                   "pieces": [(text, 1.0, False, False) for text in final]})
     return frames

@@ -296,7 +296,9 @@ def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), b
     axis = seconds_axis([r.get("seconds_per_sample") for r in rows] + [r.get("seconds_per_sample") for r in session])
     fig.update_xaxes(row=1, col=1, **axis)
     fig.update_xaxes(title="time per sample (log scale)", row=2, col=1, **axis)
-    fig.update_yaxes(type="log", dtick=1, title="Gen PPL (log, lower is better)", row=1, col=1)
+    ppl = [r["gen_ppl"] for r in rows if r.get("gen_ppl")]
+    decades = len(ppl) > 0 and max(ppl) / min(ppl) >= 10  # decade ticks only where they are several
+    fig.update_yaxes(type="log", dtick=1 if decades else None, title="Gen PPL (log, lower is better)", row=1, col=1)
     fig.update_yaxes(title="this session", row=2, col=1)
     if not has_ppl:
         fig.update_xaxes(visible=False, row=1, col=1)
@@ -319,8 +321,8 @@ def training_figure(logs: Mapping[str, Sequence[Mapping]], metrics: Sequence[str
             colors[name] = color
             taken.add(color)
     spare = [c for c in PALETTE if c not in KIND_COLOR.values()] + [c for c in PALETTE if c not in taken]
-    for name in [n for n in logs if n not in colors]:
-        colors[name] = spare[len(colors) % len(spare)]
+    for i, name in enumerate([n for n in logs if n not in colors]):
+        colors[name] = spare[i % len(spare)]
     for name, records in logs.items():
         color = colors[name]
         shown: set[str] = set()

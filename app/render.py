@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import html
 import io
-import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from app.analysis import joined_pieces
 
 FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
                    "/usr/share/fonts/truetype/liberation/LiberationMono-Regular.ttf")
@@ -138,36 +139,6 @@ def gif_frames(frames: Sequence[dict], width: int = 960, height: int = 540, font
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
                    optimize=False)
     return buf.getvalue()
-
-
-ESCAPED_BYTE = re.compile(r"\\x([0-9a-f]{2})")
-
-
-def _utf8_bytes(piece: str) -> bytes:
-    """A token string of analysis.token_strings back to bytes ("\\xc3" stands for the byte 0xc3)."""
-    out, last = bytearray(), 0
-    for match in ESCAPED_BYTE.finditer(piece):
-        out += piece[last:match.start()].encode() + bytes([int(match.group(1), 16)])
-        last = match.end()
-    return bytes(out + piece[last:].encode())
-
-
-def joined_pieces(pieces: Sequence[str]) -> list[str]:
-    """Running text of consecutive token strings: a character split over tokens (shown alone as
-    "\\xc3", "\\xa8") is written whole, on the first of its tokens; the others become empty."""
-    out = list(pieces)
-    i = 0
-    while i < len(out):
-        if not ESCAPED_BYTE.search(out[i]):
-            i += 1
-            continue
-        j = i + 1
-        while j < len(out) and ESCAPED_BYTE.search(out[j]):
-            j += 1
-        text = b"".join(_utf8_bytes(p) for p in pieces[i:j]).decode("utf-8", errors="backslashreplace")
-        out[i:j] = [text] + [""] * (j - i - 1)
-        i = j
-    return out
 
 
 def step_text_html(ids: Sequence[int], confidence: Sequence[float], changed: Sequence[bool], pending: Sequence[bool],

@@ -123,6 +123,11 @@ def test_generate_page_runs_flm_and_fmlm(app):
     app.session_state["batch_unfinished"] = ["FLM · tiny_flm"]  # what a run stopped by leaving the page leaves
     app.run()
     assert any("Not finished: FLM · tiny_flm" in w.value for w in app.warning)
+    app.session_state["batch"] = []  # stopped during the first (or only) lane: nothing finished at all
+    app.session_state["batch_errors"] = ["FMLM · tiny_fmlm: out of memory"]
+    app.run()
+    assert [e.value for e in app.error] == ["FMLM · tiny_fmlm: out of memory"]
+    assert any("Not finished" in w.value for w in app.warning)
 
 
 def test_generate_all_four_kinds_and_ar_note(app, tiny_root):
@@ -242,8 +247,12 @@ def test_presentation_mode_autoplays(app):
     assert any(b.label == "Pause" for b in app.button)
 
 
-def test_page_settings_survive_a_visit_to_another_page(app):
-    """Streamlit drops the state of widgets a run does not draw; the app keeps its settings across pages."""
+def test_page_settings_survive_a_visit_to_another_page(app, monkeypatch):
+    """Streamlit drops the state of widgets a run does not draw; the app keeps its settings across pages,
+    without Streamlit's "default value and Session State" warning (logged once per process)."""
+    from streamlit.elements.lib import policies
+
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)
     flm_path = next(p for p in app.multiselect(key="models").value if Path(p).name == "tiny_flm")
     app.number_input(key="num_samples").set_value(5)
     app.number_input(key="seed").set_value(7)
@@ -259,7 +268,7 @@ def test_page_settings_survive_a_visit_to_another_page(app):
     assert app.select_slider(key=f"steps::{flm_path}").value == 64
     app.switch_page("views/time_schedule.py").run()
     assert app.number_input(key="time_k").value == 999
-    assert not app.warning  # no "default value and Session State" warnings
+    assert policies._shown_default_value_warning is False
 
 
 def test_time_page(app):
@@ -294,6 +303,11 @@ def test_training_page(app):
     app.multiselect(key="train_metrics").set_value([]).run()
     _ok(app)
     assert not app.get("plotly_chart") and any("at least one metric" in i.value for i in app.info)
+    app.multiselect(key="train_metrics").set_value(["consistency_kl"]).run()  # only the FMLM logs it
+    mdlm = next(p for p in app.multiselect(key="train_ckpts").value if p.endswith("tiny_mdlm"))
+    app.multiselect(key="train_ckpts").set_value([mdlm]).run()
+    _ok(app)
+    assert app.multiselect(key="train_metrics").value == ["nll"] and app.get("plotly_chart")  # default again
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,13 +489,19 @@ def test_chart_builders_return_figures():
     assert len(big_map.data[0].x) <= 4000 and len(big_map.data[2].x) == 40
     logs = {"a": [{"step": 1, "split": "train", "nll": 3.0}, {"step": 2, "split": "val", "nll": 2.0}]}
     assert len(charts.training_figure(logs, ["nll"]).data) == 2
+    many = {f"c{i}": logs["a"] for i in range(5)}
+    kinds = {"c0": "flm", "c1": "fmlm", "c2": "flm", "c3": "flm", "c4": "flm"}
+    colours = [tr.line.color for tr in charts.training_figure(many, ["nll"], kinds=kinds).data
+               if tr.name.endswith("(train)")]
+    spare = [c for c in charts.PALETTE if c not in analysis.KIND_COLOR.values()]
+    assert colours == [analysis.KIND_COLOR["flm"], analysis.KIND_COLOR["fmlm"], *spare[:3]]
     lanes = [{"name": "a", "kind": "fmlm", "seconds": 0.1, "nfe": 1, "n": 2}]
     assert charts.timing_figure(lanes).data[0].x[0] == pytest.approx(0.05)
 
 
 def test_running_text_writes_characters_split_over_tokens_whole():
     tokens = [" vol", "ur", "\\xc3", "\\xa8", "re", "\\xe2\\x80", "\\x94", "\\xff"]
-    assert render.joined_pieces(tokens) == [" vol", "ur", "è", "", "re", "—\\xff", "", ""]  # 0xff: no character
+    assert analysis.joined_pieces(tokens) == [" vol", "ur", "è", "", "re", "—\\xff", "", ""]  # 0xff: no character
     plain = re.sub(r"<[^>]+>", "", render.step_text_html([0, 1, 2, 3, 4], [1.0] * 5, [False] * 5, [False] * 5, tokens))
     assert plain == " volurère"
     half = re.sub(r"<[^>]+>", "", render.step_text_html([2, 3], [1.0, 1.0], [False, False], [False, True], tokens))

@@ -125,12 +125,11 @@ for info in lanes:
 results = st.container()
 if clicked:
     st.session_state["batch"] = []
-    st.session_state.pop("batch_errors", None)
+    errors = st.session_state["batch_errors"] = []  # kept as they come: the run may be stopped mid-way
     cols = results.columns(len(lanes))
     slots = {info.path: col.empty() for info, col in zip(lanes, cols)}
     # Cheapest lane first: the one-step FMLM text is on screen before the long runs finish.
     order = sorted(lanes, key=lambda c: (c.seq_len - 1) if c.kind == "ar" else steps[c.path])
-    errors = []
     unfinished = st.session_state["batch_unfinished"] = [info.label for info in order]  # left mid-run: shown later
     for info in order:
         with slots[info.path].container():
@@ -149,13 +148,12 @@ if clicked:
             unfinished.remove(info.label)
         with slots[info.path].container():
             show_lane(run)
-    st.session_state["batch_errors"] = errors
     done = [common.run_store()[i] for i in st.session_state["batch"] if i in common.run_store()]
     with results:
         show_summary(done)
-elif st.session_state.get("batch"):
+elif any(st.session_state.get(key) for key in ("batch", "batch_errors", "batch_unfinished")):
     store = common.run_store()
-    done = [store[i] for i in st.session_state["batch"] if i in store]
+    done = [store[i] for i in st.session_state.get("batch", []) if i in store]
     with results:
         if done:
             cols = st.columns(len(done))

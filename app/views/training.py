@@ -20,7 +20,10 @@ if not infos:
 
 by_path = {c.path: c for c in infos}
 common.defaults(train_ckpts=list(by_path))
-st.session_state["train_ckpts"] = [p for p in st.session_state["train_ckpts"] if p in by_path]  # vanished ones
+# Choices no longer offered leave the kept selection; if that empties it, the default comes back (a
+# selection the user emptied stays empty).
+kept = st.session_state["train_ckpts"]
+st.session_state["train_ckpts"] = [p for p in kept if p in by_path] or (list(by_path) if kept else [])
 chosen = st.multiselect("Checkpoints", list(by_path), format_func=lambda p: by_path[p].label, key="train_ckpts")
 logs: dict[str, list[dict]] = {}
 for p in chosen:
@@ -41,7 +44,8 @@ for records in logs.values():
     keys += [k for k in analysis.numeric_keys(records) if k not in keys]
 default = [k for k in analysis.LOSS_KEYS if k in keys] or keys[:1]
 common.defaults(train_metrics=default)
-st.session_state["train_metrics"] = [k for k in st.session_state["train_metrics"] if k in keys]
+kept = st.session_state["train_metrics"]
+st.session_state["train_metrics"] = [k for k in kept if k in keys] or (default if kept else [])
 metrics = st.multiselect("Metrics", keys, key="train_metrics")
 if not metrics:
     st.info("Choose at least one metric.")
