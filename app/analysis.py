@@ -241,7 +241,8 @@ def estimate_seconds(runs: Iterable[dict], path: str, nfe: int, samples: int) ->
 
 
 def times_phrase(ratio: float, up: str, down: str) -> str:
-    """'3.2× faster' for ratio 3.2, '4.0× slower' for 0.25, '1,024× ...' from 10 on: always a factor of at least 1 and its direction."""
+    """'3.2× faster' for ratio 3.2, '4.0× slower' for 0.25, '1,024× ...' from 10 on: a factor of at least 1
+    and its direction."""
     factor, word = (ratio, up) if ratio >= 1 else (1 / max(ratio, 1e-12), down)
     return f"{factor:.1f}× {word}" if factor < 10 else f"{factor:,.0f}× {word}"
 
@@ -457,15 +458,6 @@ def read_benchmarks(path: str | Path) -> tuple[list[dict], str | None]:
             row[name] = _number(item.get(name))
         rows.append(row)
     return rows, (None if rows else "no benchmark yet")
-
-
-def benchmark_batch(path: str | Path) -> int | None:
-    """How many samples each benchmark row generated in one batch (settings.num_samples), or None."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))["settings"]["num_samples"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-        return None
-    return int(value) if isinstance(value, (int, float)) and value >= 1 else None
 
 
 def jsonable(value: Any) -> Any:

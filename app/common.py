@@ -81,6 +81,14 @@ def defaults(**values) -> None:
         st.session_state.setdefault(key, value)
 
 
+def kept_choices(key: str, options, default: list) -> None:
+    """First value and upkeep of a kept multiselect: choices no longer offered (a vanished checkpoint, a
+    metric no chosen log has) leave it; if that empties it, the default comes back, while a selection
+    the user emptied stays empty."""
+    kept = st.session_state.setdefault(key, default)
+    st.session_state[key] = [c for c in kept if c in options] or (default if kept else [])
+
+
 def catalog() -> list[CheckpointInfo]:
     """All checkpoints: $FLM_EXPLORER_CHECKPOINTS (default ./checkpoints) plus user-added paths."""
     roots = analysis.checkpoint_roots(repo_root=REPO_ROOT)

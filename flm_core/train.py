@@ -251,7 +251,8 @@ def _record_history(out: Path, init_from: str) -> None:
     overwritten by this run's own export, as scripts/continue_shipped.sh does)."""
     card = Path(init_from) / CARD_FILE
     stages = earlier_stages(card.read_text(encoding="utf-8")) if card.is_file() else []
-    atomic_write_text(out / HISTORY_FILE, "\n".join(stages) + "\n" if stages else "")
+    if stages:
+        atomic_write_text(out / HISTORY_FILE, "\n".join(stages) + "\n")
 
 
 def _write_card(out: Path, config: RunConfig, n_params: int, step: int, elapsed: float, val: dict, tokens_seen: int,
@@ -269,7 +270,7 @@ def _write_card(out: Path, config: RunConfig, n_params: int, step: int, elapsed:
 Weights are the EMA weights (decay {config.training.ema}). Training log: `metrics.jsonl`.
 """
     history = out / HISTORY_FILE
-    if history.is_file() and history.read_text(encoding="utf-8").strip():
+    if history.is_file():
         card += (f"\n{HISTORY_SECTION}\n\nThe stages that trained the weights this run started from, oldest "
                  f"first (this run, above, is the next):\n\n{history.read_text(encoding='utf-8')}")
     atomic_write_text(out / CARD_FILE, card)

@@ -69,9 +69,9 @@ def make_tiny_checkpoints(root: Path, seq_len: int = SEQ_LEN) -> dict[str, Path]
         (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
         paths[kind] = out
     rows = [{"model": "tiny_fmlm", "kind": "fmlm", "steps": 1, "nfe": 1, "seconds_per_sample": 0.01, "gen_ppl": 90.0,
-             "entropy": 5.1, "mauve": 0.5, "memorization": 0.01, "word_validity": 0.8},
+             "entropy": 5.1, "mauve": 0.5, "memorization": 0.01, "word_validity": 0.8, "num_samples": 8},
             {"model": "tiny_flm", "kind": "flm", "steps": 64, "nfe": 64, "seconds_per_sample": 0.4, "gen_ppl": 80.0,
-             "entropy": 5.2, "mauve": None, "memorization": 0.0, "word_validity": 0.85}]
+             "entropy": 5.2, "mauve": None, "memorization": 0.0, "word_validity": 0.85, "num_samples": 8}]
     (root / "benchmarks.json").write_text(json.dumps(rows), encoding="utf-8")
     return paths
 
@@ -285,6 +285,7 @@ def test_benchmarks_page_with_and_without_file(app, tiny_root, tmp_path, monkeyp
     app.switch_page("views/benchmarks.py").run()
     _ok(app)
     assert app.get("plotly_chart") and app.dataframe
+    assert any("timed with 8 samples in one batch" in c.value for c in app.caption)
     monkeypatch.setenv(analysis.ENV_BENCHMARKS, str(tmp_path / "absent.json"))
     app.run()
     _ok(app)

@@ -11,7 +11,8 @@ path = common.benchmarks_path()
 rows, message = analysis.read_benchmarks(path)
 session = st.session_state.get("history", [])
 
-batch = analysis.benchmark_batch(path)
+batches = {r.get("num_samples") for r in rows if r.get("kind") != "data"}
+batch = batches.pop() if len(batches) == 1 else None  # bench times all samples of a row as one batch
 st.caption(f"From `{path}` (written by `python -m flm_core bench`), plus the runs you made in this session "
            "(their timing only: no PPL is computed in the app)."
            + (f" Benchmark rows are timed with {batch} samples in one batch; a run of fewer samples pays more "

@@ -28,11 +28,10 @@ for c in infos:  # one checkpoint of each of FMLM and FLM by default
     if c.kind in ("fmlm", "flm") and c.kind not in seen:
         defaults.append(c.path)
         seen.add(c.kind)
-if any(p not in by_path for p in st.session_state.get("models", [])):  # drop vanished checkpoints
-    st.session_state["models"] = [p for p in st.session_state["models"] if p in by_path]
 
 top = st.columns([3, 1, 1])
-common.defaults(models=defaults or [infos[0].path], num_samples=2, seed=0)
+common.kept_choices("models", by_path, defaults or [infos[0].path])
+common.defaults(num_samples=2, seed=0)
 chosen = top[0].multiselect("Models", list(by_path), format_func=lambda p: by_path[p].label, key="models")
 num_samples = top[1].number_input("Samples", min_value=1, max_value=MAX_SAMPLES, step=1, key="num_samples")
 seed = top[2].number_input("Seed (shared)", min_value=0, max_value=2**31 - 1, step=1, key="seed")

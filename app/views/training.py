@@ -19,11 +19,7 @@ if not infos:
     st.stop()
 
 by_path = {c.path: c for c in infos}
-common.defaults(train_ckpts=list(by_path))
-# Choices no longer offered leave the kept selection; if that empties it, the default comes back (a
-# selection the user emptied stays empty).
-kept = st.session_state["train_ckpts"]
-st.session_state["train_ckpts"] = [p for p in kept if p in by_path] or (list(by_path) if kept else [])
+common.kept_choices("train_ckpts", by_path, list(by_path))
 chosen = st.multiselect("Checkpoints", list(by_path), format_func=lambda p: by_path[p].label, key="train_ckpts")
 logs: dict[str, list[dict]] = {}
 for p in chosen:
@@ -43,9 +39,7 @@ keys = []
 for records in logs.values():
     keys += [k for k in analysis.numeric_keys(records) if k not in keys]
 default = [k for k in analysis.LOSS_KEYS if k in keys] or keys[:1]
-common.defaults(train_metrics=default)
-kept = st.session_state["train_metrics"]
-st.session_state["train_metrics"] = [k for k in kept if k in keys] or (default if kept else [])
+common.kept_choices("train_metrics", keys, default)
 metrics = st.multiselect("Metrics", keys, key="train_metrics")
 if not metrics:
     st.info("Choose at least one metric.")

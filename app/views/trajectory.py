@@ -86,7 +86,7 @@ sample = c1.selectbox("Sample", range(run["n"]), key=f"traj_sample::{run_id}") i
 position = c2.number_input("Position (simplex view)", 0, L - 1, min(5, L - 1), key=f"traj_pos::{run_id}")
 common.defaults(traj_views=list(VIEWS))
 views = st.pills("Views", VIEWS, selection_mode="multi", key="traj_views")
-st.caption(f"{KIND_LABEL.get(run['kind'], run['kind'])} · {gen.steps} step{'s' if gen.steps != 1 else ''}, {S} recorded · NFE {gen.nfe} · "
+st.caption(f"{KIND_LABEL.get(run['kind'], run['kind'])} · {analysis.steps_phrase(gen.steps)}, {S} recorded · NFE {gen.nfe} · "
            f"{gen.seconds:.3f} s on {gen.device} · K={run['vocab_size']} · L={L}")
 
 # Exports (built lazily, on click).
