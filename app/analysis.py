@@ -411,6 +411,16 @@ def frame_indices(num_steps: int, max_frames: int) -> list[int]:
     return picks.tolist()
 
 
+PLAY_FRAMES = 32  # the Trajectory page's Play shows at most this many recorded steps: any run plays in ~25 s
+
+
+def next_play_frame(index: int, num_steps: int, max_frames: int = PLAY_FRAMES) -> int:
+    """The recorded step Play shows after `index`: the next of frame_indices(num_steps, max_frames), so a run
+    of any length plays in at most max_frames frames; the last step once there is no later frame."""
+    later = [i for i in frame_indices(num_steps, max_frames) if i > index]
+    return later[0] if later else num_steps - 1
+
+
 # --------------------------------------------------------------------------------------------
 # Benchmarks and exports
 # --------------------------------------------------------------------------------------------

@@ -247,6 +247,49 @@ def test_presentation_mode_autoplays(app):
     assert any(b.label == "Pause" for b in app.button)
 
 
+def _grid_has_step_mark(at) -> bool:
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "Argmax per position" in c.proto.spec)
+    return bool(spec["layout"].get("shapes"))
+
+
+def test_play_shows_at_most_play_frames_and_pause_stops_on_the_step_shown(app, tiny_root):
+    """Play walks a long run in evenly spaced frames (step 1 first, the last step last); while it plays the grid
+    drops its current-step mark (an unchanged chart is not redrawn), which returns on the last frame and on Pause."""
+    app.switch_page("views/trajectory.py").run()
+    app.selectbox(key="traj_new_ckpt").set_value(str(tiny_root / "tiny_flm"))
+    app.select_slider(key="traj_new_steps").set_value(128)
+    app.button(key="traj_new_run").click().run()
+    _ok(app)
+    slider = next(s.key for s in app.select_slider if s.key and s.key.startswith("traj_step::"))
+    assert app.select_slider(key=slider).value == 127 and _grid_has_step_mark(app)
+    app.button(key="play_button").click().run()
+    shown, marked = [app.select_slider(key=slider).value], [_grid_has_step_mark(app)]
+    while app.session_state["playing"]:
+        app.run()
+        shown.append(app.select_slider(key=slider).value)
+        marked.append(_grid_has_step_mark(app))
+    _ok(app)
+    assert shown == analysis.frame_indices(128, analysis.PLAY_FRAMES) and len(shown) == analysis.PLAY_FRAMES
+    assert not any(marked[:-1]) and marked[-1]
+    app.button(key="play_button").click().run()  # from the end, Play starts again at step 1
+    app.run()
+    app.run()
+    assert app.session_state["playing"] and not _grid_has_step_mark(app)
+    on_screen = app.select_slider(key=slider).value
+    app.button(key="play_button").click().run()  # Pause
+    _ok(app)
+    assert not app.session_state["playing"] and _grid_has_step_mark(app)
+    assert app.select_slider(key=slider).value == on_screen == analysis.frame_indices(128, analysis.PLAY_FRAMES)[2]
+
+
+def test_next_play_frame():
+    assert [analysis.next_play_frame(i, 5, 32) for i in range(5)] == [1, 2, 3, 4, 4]
+    frames = analysis.frame_indices(1000, 10)
+    assert analysis.next_play_frame(0, 1000, 10) == frames[1]
+    assert analysis.next_play_frame(frames[1] + 1, 1000, 10) == frames[2]  # after a manual scrub, the next frame
+    assert analysis.next_play_frame(999, 1000, 10) == 999
+
+
 def test_page_settings_survive_a_visit_to_another_page(app, monkeypatch):
     """Streamlit drops the state of widgets a run does not draw; the app keeps its settings across pages,
     without Streamlit's "default value and Session State" warning (logged once per process)."""

@@ -110,7 +110,7 @@ e2.download_button("Denoising GIF (slides)", data=gif_bytes, file_name=f"{run['n
 slider_key = f"traj_step::{run_id}::{sample}"
 if big and st.session_state.get("autoplayed") != run_id:
     st.session_state["autoplayed"] = run_id
-    st.session_state["playing"] = S > 1
+    st.session_state["playing"] = st.session_state["play_hold"] = S > 1
     st.session_state[slider_key] = 0
 playing = bool(st.session_state.get("playing", False)) and S > 1
 
@@ -120,6 +120,7 @@ def toggle_play() -> None:
     st.session_state["playing"] = now
     if now and st.session_state.get(slider_key, S - 1) >= S - 1:
         st.session_state[slider_key] = 0
+        st.session_state["play_hold"] = True  # the first frame shows step 1 itself
 
 
 @st.fragment(run_every=PLAY_INTERVAL if playing else None)
@@ -127,13 +128,17 @@ def scrubber() -> None:
     if bool(st.session_state.get("playing", False)) != playing:
         st.rerun()  # arm or disarm the play timer (needs a full run)
     idx = int(st.session_state.get(slider_key, S - 1))
-    if playing:
-        idx = min(idx + 1, S - 1) if idx < S - 1 else idx
+    if playing and not st.session_state.pop("play_hold", False):
+        idx = analysis.next_play_frame(idx, S)
         st.session_state[slider_key] = idx
         if idx >= S - 1:
             st.session_state["playing"] = False
     elif slider_key not in st.session_state:
         st.session_state[slider_key] = S - 1
+    # While playing, the argmax grid and the map (the views that are slow to redraw) show the whole run without
+    # the current-step marks: an unchanged chart is not redrawn, so the browser keeps pace and Pause stops on
+    # the step on screen. The marks return on the last frame and on Pause.
+    moving = bool(st.session_state.get("playing", False))
     left, right = st.columns([1, 5], vertical_alignment="bottom")
     left.button("Pause" if playing else "Play", icon=":material/pause:" if playing else ":material/play_arrow:",
                 on_click=toggle_play, key="play_button", disabled=S < 2)
@@ -153,6 +158,9 @@ def scrubber() -> None:
     else:
         stats += f" · argmax ≠ final at {100 * share:.0f} % of positions"
     st.markdown(stats)
+    if moving and {"Argmax grid", "Map"} & set(views):
+        st.caption("Playing: the argmax grid and the map show the whole run; their current-step marks return on "
+                   "Pause.")
 
     if "Text" in views:
         view = analysis.step_view(arrays, sample, idx, discrete)
@@ -172,7 +180,8 @@ def scrubber() -> None:
         column = int(np.searchsorted(grid["cols"], idx, side="right") - 1)
         st.plotly_chart(charts.argmax_grid(grid["argmax"], grid["confidence"],
                                            (arrays["step"][grid["cols"]] + 1).tolist(), tokens, grid["changes"],
-                                           grid["pending"], current=max(column, 0), big=big), key="chart_grid")
+                                           grid["pending"], current=None if moving else max(column, 0), big=big),
+                        key="chart_grid")
         if len(grid["cols"]) < S:
             st.caption(f"{len(grid['cols'])} of the {S} recorded steps shown, evenly spaced; ✕ marks an argmax "
                        "change since the previous shown column.")
@@ -225,8 +234,9 @@ def scrubber() -> None:
                             arrays["prediction_sketch"][:, sample], arrays["final_tokens"][sample],
                             sketch_matrix(run["vocab_size"]).numpy(), method=method.lower())
                 m = derived[map_key]
-                st.plotly_chart(charts.sketch_map_figure(m["points"], m["vertices"], arrays["t"], current=idx,
-                                                         highlight=int(position), method=method, big=big),
+                st.plotly_chart(charts.sketch_map_figure(m["points"], m["vertices"], arrays["t"],
+                                                         current=None if moving else idx, highlight=int(position),
+                                                         method=method, big=big),
                                 key="chart_map")
                 note = ""
                 if not m["embedded"].all():
