@@ -18,6 +18,11 @@ from app.analysis import CheckpointInfo, KIND_LABEL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_RUNS = 12  # runs kept in the session (each holds its trajectory)
+# A short run is repeated (same seed, same result) while its runs total less than RETIME_BUDGET_S, up to
+# RETIME_RUNS runs, and the fastest time is shown: right after a click the browser redraws the page on the
+# same CPU, which slowed the first 30 ms FMLM run 4-6x on a 2-core machine.
+RETIME_BUDGET_S = 0.3
+RETIME_RUNS = 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,8 +159,13 @@ def execute(info: CheckpointInfo, steps: int, seed: int, n: int,
     """Run the model for real (record=True) and keep the run under its key; raises ValueError on bad input."""
     pipe = pipeline_for(info)
     gen = pipe.generate(int(n), int(steps), int(seed), record=True, progress=progress)
+    times = [gen.seconds]
+    while sum(times) < RETIME_BUDGET_S and len(times) < RETIME_RUNS:
+        times.append(pipe.generate(int(n), int(steps), int(seed), record=True).seconds)
+    gen.seconds = min(times)
     run = {"id": run_key(info, steps, seed, n), "name": info.name, "path": info.path, "kind": pipe.kind,
-           "steps": int(steps), "seed": int(seed), "n": int(n), "gen": gen, "created": time.time(),
+           "steps": int(steps), "seed": int(seed), "n": int(n), "gen": gen, "timed_runs": len(times),
+           "created": time.time(),
            "vocab_size": pipe.vocab_size, "seq_len": pipe.seq_len, "mtime": info.mtime, "derived": {}}
     store = run_store()
     store.pop(run["id"], None)
@@ -169,13 +179,15 @@ def execute(info: CheckpointInfo, steps: int, seed: int, n: int,
     return run
 
 
-def progress_reporter(bar, label: str, min_interval: float = 0.15) -> Callable[[int, int], None]:
-    """A flm_core progress callback that updates an st.progress bar at most every `min_interval` s."""
-    state = {"last": 0.0, "start": time.perf_counter()}
+def progress_reporter(bar, label: str, min_interval: float = 0.5) -> Callable[[int, int], None]:
+    """A flm_core progress callback that updates an st.progress bar every `min_interval` s, the first time after
+    `min_interval` s: each update makes the browser redraw on the CPU the run is timed on."""
+    start = time.perf_counter()
+    state = {"last": start, "start": start}
 
     def report(i: int, n: int) -> None:
         now = time.perf_counter()
-        if i == n or now - state["last"] >= min_interval:
+        if now - state["last"] >= min_interval:
             state["last"] = now
             bar.progress(min(1.0, i / max(n, 1)), text=f"{label}: step {i}/{n} · {now - state['start']:.1f} s")
 

@@ -75,16 +75,20 @@ def show_lane(run: dict) -> None:
     a, b = st.columns(2)
     a.metric("Wall time", f"{1e3 * gen.seconds:.0f} ms" if gen.seconds < 10 else f"{gen.seconds:.1f} s")
     b.metric("NFE", f"{gen.nfe}")
-    st.caption(f"{gen.tokens_per_second:,.0f} tokens/s · {gen.steps} step{'s' if gen.steps != 1 else ''} · device `{gen.device}` · "
-               f"{run['n']} × {run['seq_len']} tokens")
+    timed = run.get("timed_runs", 1)
+    st.caption(f"{gen.tokens_per_second:,.0f} tokens/s · {analysis.steps_phrase(gen.steps)} · device `{gen.device}` · "
+               f"{run['n']} × {run['seq_len']} tokens" + (f" · fastest of {timed} identical runs" if timed > 1 else ""))
     st.html(render.texts_html(gen.texts, run["kind"], big=big, run=f"{run['created']:.6f}"))
 
 
-def show_summary(runs: list[dict]) -> None:
-    """Speedups of FMLM over the other lanes, a timing chart and the FLM/FMLM token diff."""
-    lane_info = [{"name": r["name"], "kind": r["kind"], "seconds": r["gen"].seconds, "nfe": r["gen"].nfe,
-                  "n": r["n"]} for r in runs]
-    ups = analysis.speedups(lane_info)
+def lane_timings(runs: list[dict]) -> list[dict]:
+    return [{"name": r["name"], "kind": r["kind"], "seconds": r["gen"].seconds, "nfe": r["gen"].nfe, "n": r["n"]}
+            for r in runs]
+
+
+def show_speedups(runs: list[dict]) -> None:
+    """The headline, above the lanes: FMLM's speedup over each other lane."""
+    ups = analysis.speedups(lane_timings(runs))
     if ups:
         st.subheader("FMLM speedup")
         cols = st.columns(len(ups))
@@ -93,6 +97,11 @@ def show_summary(runs: list[dict]) -> None:
                        analysis.times_phrase(up["time_ratio"], "faster", "slower"),
                        analysis.times_phrase(up["nfe_ratio"], "fewer network calls", "more network calls"),
                        delta_color="off")
+
+
+def show_summary(runs: list[dict]) -> None:
+    """Below the lanes: a timing chart and the FLM/FMLM token diff."""
+    lane_info = lane_timings(runs)
     if len(runs) > 1:
         st.plotly_chart(charts.timing_figure(lane_info, big=big), key="timing_chart")
     flm = next((r for r in runs if r["kind"] == "flm"), None)
@@ -121,7 +130,7 @@ for info in lanes:
     with common.guard(f"Loading {info.label}"):
         common.pipeline_for(info)
 
-results = st.container()
+headline, results = st.container(), st.container()  # the speedups sit above the lanes, in view after a click
 if clicked:
     st.session_state["batch"] = []
     errors = st.session_state["batch_errors"] = []  # kept as they come: the run may be stopped mid-way
@@ -148,11 +157,15 @@ if clicked:
         with slots[info.path].container():
             show_lane(run)
     done = [common.run_store()[i] for i in st.session_state["batch"] if i in common.run_store()]
+    with headline:
+        show_speedups(done)
     with results:
         show_summary(done)
 elif any(st.session_state.get(key) for key in ("batch", "batch_errors", "batch_unfinished")):
     store = common.run_store()
     done = [store[i] for i in st.session_state.get("batch", []) if i in store]
+    with headline:
+        show_speedups(done)
     with results:
         if done:
             cols = st.columns(len(done))
