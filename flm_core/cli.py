@@ -109,7 +109,7 @@ def _sample(args: argparse.Namespace) -> None:
     from flm_core.pipeline import load
 
     pipe = load(args.checkpoint, device=args.device)
-    gen = pipe.generate(args.num_samples, args.steps, seed=args.seed)
+    gen = pipe.generate(args.num_samples, args.steps, seed=args.seed, prefix=args.prefix, suffix=args.suffix)
     if args.json:
         print(json.dumps({"kind": gen.kind, "checkpoint": args.checkpoint, "steps": gen.steps, "nfe": gen.nfe,
                           "seconds": gen.seconds, "texts": gen.texts, "token_ids": gen.tokens.tolist()}))
@@ -260,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--prefix", default="", help="text every sample starts with (after a document start)")
+    p.add_argument("--suffix", default="", help="text every sample ends with")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_sample)
 

@@ -14,9 +14,9 @@ from flm_core.checkpoint import (CheckpointError, TOKENIZER_FILE, load_state_int
 from flm_core.config import RunConfig
 from flm_core.memory import available_bytes, generation_bytes, gib
 from flm_core.models import build_network
-from flm_core.samplers import (AutoregressiveSampler, FlowSampler, MaskedDiffusionSampler, Sampler,
+from flm_core.samplers import (AutoregressiveSampler, FlowSampler, Held, MaskedDiffusionSampler, Sampler,
                                run_sampler)
-from flm_core.tokens import MASK_ID, SEP_ID, decode, load_tokenizer
+from flm_core.tokens import MASK_ID, SEP_ID, decode, document_start_id, load_tokenizer
 from flm_core.trajectory import MAX_RECORDED_STEPS, Recorder, Trajectory
 
 
@@ -32,6 +32,7 @@ class Generation:
     steps: int
     device: str
     trajectory: Trajectory | None = None
+    held: torch.Tensor | None = None  # (L,) bool: positions held to the prompt, None without one
 
     @property
     def tokens_per_second(self) -> float:
@@ -68,9 +69,25 @@ class Pipeline:
     def seq_len(self) -> int:
         return self.config.model.seq_len
 
+    def held_tokens(self, prefix: str = "", suffix: str = "") -> Held | None:
+        """A prompt as held tokens: the document start and `prefix` first, `suffix` last; None for neither."""
+        encode = lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids  # noqa: E731
+        head = [document_start_id(self.tokenizer), *encode(prefix)] if prefix else []
+        tail = encode(suffix) if suffix else []
+        if not head and not tail:
+            return None
+        if len(head) + len(tail) > self.seq_len - 1:
+            raise ValueError(f"the prompt takes {len(head) + len(tail)} tokens but a sample has {self.seq_len} "
+                             "and needs at least one to write: shorten the prefix or the suffix")
+        positions = [*range(len(head)), *range(self.seq_len - len(tail), self.seq_len)]
+        return Held(torch.tensor(positions, device=self.device), torch.tensor(head + tail, device=self.device))
+
     def generate(self, num_samples: int, steps: int, seed: int = 0, record: bool = False,
-                 progress: Callable[[int, int], None] | None = None) -> Generation:
-        """Sample num_samples sequences with `steps` network calls (AR: always L - 1)."""
+                 progress: Callable[[int, int], None] | None = None, prefix: str = "",
+                 suffix: str = "") -> Generation:
+        """Sample num_samples sequences with `steps` network calls (AR: always L - 1).
+
+        prefix / suffix: text every sample starts (after a document start) / ends with (`held_tokens`)."""
         if not 1 <= num_samples <= 4096:
             raise ValueError(f"num_samples must be in [1, 4096], got {num_samples}")
         if not 1 <= steps <= 100_000:
@@ -81,17 +98,23 @@ class Pipeline:
         if needed > free:
             raise ValueError(f"{num_samples} samples of {self.seq_len} tokens over a vocabulary of {self.vocab_size} "
                              f"need about {gib(needed)}, more than the {gib(free)} free: use fewer samples")
+        held = self.held_tokens(prefix, suffix)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         recorder = Recorder(n, num_samples, self.seq_len, self.vocab_size) if record else None
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        tokens, nfe = run_sampler(self.sampler, num_samples, steps, generator, self.device, recorder, progress)
+        tokens, nfe = run_sampler(self.sampler, num_samples, steps, generator, self.device, recorder, progress, held)
         tokens = tokens.cpu()  # waits for the device
         seconds = time.perf_counter() - start
         texts = [decode(self.tokenizer, row.tolist()) for row in tokens]
+        mask = None
+        if held is not None:
+            mask = torch.zeros(self.seq_len, dtype=torch.bool)
+            mask[held.positions.cpu()] = True
         return Generation(kind=self.kind, tokens=tokens, texts=texts, seconds=seconds, nfe=nfe, steps=n,
-                          device=str(self.device), trajectory=recorder.finish(tokens) if record else None)
+                          device=str(self.device), trajectory=recorder.finish(tokens) if record else None,
+                          held=mask)
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor, s: torch.Tensor | float, t: torch.Tensor | float | None = None) -> torch.Tensor:

@@ -10,6 +10,12 @@ advances it with `step(state, i, plan, generator) -> (state, Step)`, one network
 - MaskedDiffusionSampler: MDLM ancestral sampling, t from 1 to 0, each masked position unmasked
   with probability (t - s)/t to a draw from p(x_0 | x_t).
 - AutoregressiveSampler: one token per step with a key/value cache (L - 1 steps after BOS).
+
+Held tokens (a prompt): every sampler can keep given tokens at given positions (`Held`) through
+`holder(state, plan, held)`, a function the loop applies to the first state and after every step.
+MDLM holds them exactly (they start unmasked); AR writes each when it reaches its position (it cannot
+look ahead); the flows re-impose each held position's own noising path (replacement), which the
+first call, at g = 0, cannot see.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
 from flm_core.paths import flow_map_step, input_embedding
 from flm_core.schedule import gamma_from_alpha
@@ -32,6 +39,14 @@ class Step:
     t: float
     gamma: float
     first: int = 0
+
+
+@dataclass(frozen=True)
+class Held:
+    """Tokens every sample keeps: ids (P,) at positions (P,), long tensors on the run's device."""
+
+    positions: torch.Tensor
+    ids: torch.Tensor
 
 
 def categorical_sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -91,6 +106,24 @@ class FlowSampler:
             x_next = flow_map_step(x, target, plan["g"][i], plan["g"][i + 1])
         return x_next, Step(logits, delta, plan["t_host"][i], plan["g_host"][i])
 
+    def holder(self, x: torch.Tensor, plan: dict[str, Any], held: Held) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """Held positions ride their own path x_g = (1 - g) eps + g e(id), re-imposed after every step
+        (replacement, as in diffusion inpainting; linear, so the same on h = x @ E). At g = 0 they are pure
+        noise: the first network call cannot see them, so a one-step run writes them in and is otherwise
+        unconditional. The last state (delta, on the simplex) gets e(id) there."""
+        pos = held.positions
+        start = x[:, pos]  # eps (or eps @ E) at the held positions, (B, P, K or D)
+        one_hot = F.one_hot(held.ids, self.config.vocab_size).to(x.dtype)  # e(id), (P, K)
+        target = one_hot if plan["dense"] else input_embedding(self.network)[held.ids]  # e(id) or e(id) @ E
+        last = len(plan["t_host"]) - 1
+
+        def hold(x: torch.Tensor, i: int) -> torch.Tensor:
+            if i == last:
+                return x.index_copy(1, pos, one_hot.expand(x.shape[0], -1, -1))
+            g = plan["g"][i]
+            return x.index_copy(1, pos, ((1 - g) * start + g * target).to(x.dtype))  # x_g = (1-g) eps + g e(id)
+        return hold
+
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         return x.argmax(-1)
 
@@ -127,6 +160,12 @@ class MaskedDiffusionSampler:
         x_next = torch.where(unmask, categorical_sample(probs, generator), x)  # SUBS: unmasked tokens are kept
         return x_next, Step(logits, probs, plan["t_host"][i], float("nan"))
 
+    def holder(self, x: torch.Tensor, plan: dict[str, Any], held: Held) -> Callable[[torch.Tensor, int], torch.Tensor]:
+        """Held positions start unmasked, and SUBS keeps unmasked tokens: exact conditioning."""
+        def hold(x: torch.Tensor, i: int) -> torch.Tensor:
+            return x.index_copy(1, held.positions, held.ids.expand(x.shape[0], -1)) if i == 0 else x
+        return hold
+
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
@@ -158,6 +197,20 @@ class AutoregressiveSampler:
         ids = torch.cat([ids, categorical_sample(probs, generator)], dim=1)
         return (ids, cache), Step(logits[:, -1:], probs, (i + 1) / self.config.seq_len, float("nan"), first=i + 1)
 
+    def holder(self, state, plan: dict[str, Any], held: Held) -> Callable:
+        """A held position's token replaces the draw when the sampler reaches it (later tokens see it;
+        earlier ones could not look ahead)."""
+        at = dict(zip(held.positions.tolist(), held.ids.tolist()))  # host copy, once per run
+
+        def hold(state, i: int):
+            ids, cache = state
+            newest = ids.shape[1] - 1  # BOS is position 0; step i writes position i + 1
+            if newest in at:
+                ids = ids.clone()
+                ids[:, newest] = at[newest]
+            return ids, cache
+        return hold
+
     def tokens(self, state) -> torch.Tensor:
         return state[0]
 
@@ -173,11 +226,15 @@ Sampler = FlowSampler | MaskedDiffusionSampler | AutoregressiveSampler
 @torch.inference_mode()
 def run_sampler(sampler: Sampler, batch: int, steps: int, generator: torch.Generator, device: torch.device,
                 recorder: Recorder | None = None,
-                progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, int]:
+                progress: Callable[[int, int], None] | None = None,
+                held: Held | None = None) -> tuple[torch.Tensor, int]:
     """The one sampling loop: returns final tokens (B, L) and the number of network calls."""
     n = sampler.num_steps(steps)
     plan = sampler.plan(n, device, dense=recorder is not None)
     state = sampler.init_state(batch, plan, generator, device)
+    hold = sampler.holder(state, plan, held) if held is not None else None
+    if hold is not None:
+        state = hold(state, 0)
     partial = isinstance(sampler, AutoregressiveSampler)
     for i in range(n):
         record = recorder is not None and recorder.needs(i, partial)
@@ -185,6 +242,8 @@ def run_sampler(sampler: Sampler, batch: int, steps: int, generator: torch.Gener
             pending = sampler.pending(state)
             dense = state if isinstance(state, torch.Tensor) and state.dim() == 3 else None
         state, out = sampler.step(state, i, plan, generator)
+        if hold is not None:
+            state = hold(state, i + 1)
         if record:
             recorder.update(i, out, dense, pending)
         if progress is not None:

@@ -66,6 +66,16 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     return tokenizer
 
 
+def document_start_id(tokenizer: Tokenizer) -> int:
+    """The id that starts a document: SEPARATOR for our tokenizers, [CLS] (BERT) or <|endoftext|> (GPT-2)."""
+    if tokenizer.token_to_id(SEPARATOR) == SEP_ID:
+        return SEP_ID
+    for token in ("[CLS]", "<|endoftext|>"):
+        if tokenizer.token_to_id(token) is not None:
+            return tokenizer.token_to_id(token)
+    raise ValueError("this tokenizer has no document boundary token ([CLS], <|endoftext|> or <|sep|>)")
+
+
 def decode(tokenizer: Tokenizer, ids: Sequence[int]) -> str:
     """Decode ids to text, one line per document or sentence.
 

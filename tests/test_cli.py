@@ -70,6 +70,13 @@ def test_sample_json_prints_exactly_one_object(flm_checkpoint, vocab_size):
     assert flm_core.load(flm_checkpoint).generate(2, 3, seed=7).tokens.tolist() == ids
 
 
+def test_sample_with_a_prompt_prints_it_in_every_sample(flm_checkpoint, capsys):
+    assert main(["sample", "--checkpoint", str(flm_checkpoint), "--steps", "3", "--num-samples", "2",
+                 "--prefix", "the", "--suffix", "end", "--json"]) in (0, None)
+    texts = json.loads(capsys.readouterr().out)["texts"]
+    assert all(t.startswith("\nthe") and t.endswith("end") for t in texts), texts
+
+
 def _assert_one_line_error(proc_or_pair, must_contain: str):
     code, out, err = proc_or_pair
     assert code != 0
@@ -94,6 +101,7 @@ def test_zero_steps_fails_in_one_line(flm_checkpoint):
 @pytest.mark.parametrize("args,needle", [
     (["--steps", "-3"], "steps"),
     (["--num-samples", "0"], "num_samples"),
+    (["--prefix", "word " * 40], "shorten the prefix"),
 ])
 def test_bad_sampling_arguments_fail_in_one_line(flm_checkpoint, capsys, args, needle):
     code = main(["sample", "--checkpoint", str(flm_checkpoint), *args])

@@ -301,6 +301,8 @@ def test_hub_mixin_flm_with_the_real_bert_vocab(tmp_path):
     x, s, _ = _inputs(BERT_K)
     params = {k: v.double() for k, v in state.items()}
     _close(pipe.logits(x, s), reference_dit(params, m, x, s))
+    held = pipe.held_tokens("Hello the", "the")  # a prompt starts a sentence as LM1B's do: [CLS] first
+    assert held.positions.tolist() == [0, 1, 2, 15] and held.ids.tolist() == [101, 7592, 1996, 1996]
 
 
 def test_hub_mixin_fmlm_two_times_and_one_step_generation(tmp_path):

@@ -277,3 +277,70 @@ def test_recorded_entropy_and_state_statistics_match_direct_computations():
     torch.testing.assert_close(tr.entropy[0], reference, rtol=0, atol=2e-5)
     assert torch.equal(tr.state_argmax[0], state.argmax(-1))
     torch.testing.assert_close(tr.state_at_top[0], state.gather(-1, probs.topk(8, -1).indices))
+
+
+# ------------------------------------------------------------------ held tokens (a prompt)
+def held_positions(pipe, prefix: str, suffix: str) -> tuple[list[int], list[int]]:
+    held = pipe.held_tokens(prefix, suffix)
+    return held.positions.tolist(), held.ids.tolist()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_sampler_keeps_the_prompt_and_records_the_same_run(pipes, kind):
+    pipe = pipes[kind]
+    positions, ids = held_positions(pipe, "ab", "c")
+    assert positions[0] == 0 and ids[0] == SEP_ID and positions[-1] == L - 1  # document start, then the prefix
+    for steps in (1, 4):
+        gen = pipe.generate(B, steps, seed=2, prefix="ab", suffix="c")
+        assert (gen.tokens[:, positions] == torch.tensor(ids)).all()
+        assert gen.held.tolist() == [i in positions for i in range(L)]
+        assert torch.equal(pipe.generate(B, steps, seed=2, prefix="ab", suffix="c", record=True).tokens, gen.tokens)
+    assert pipe.generate(B, 4, seed=2).held is None
+
+
+def test_flow_prompt_is_replacement_on_the_noising_path(pipes):
+    """An independent Euler loop that re-imposes x_g = (1 - g) eps + g e(id) at the held positions after each
+    step gives the sampler's tokens."""
+    pipe = pipes["flm"]
+    k, steps = pipe.vocab_size, 5
+    positions, ids = held_positions(pipe, "abc", "")
+    e = torch.nn.functional.one_hot(torch.tensor(ids), k).float()
+    eps = dense_noise(pipe, B, seed=8)
+    z = eps.clone()
+    t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    g = gamma_from_alpha(t, k)
+    with torch.no_grad():
+        for i in range(steps):
+            d = torch.softmax(pipe.network(z, torch.full((B,), float(t[i]))), -1)
+            z = z + float((g[i + 1] - g[i]) / (1 - g[i])) * (d - z)
+            z[:, positions] = float(1 - g[i + 1]) * eps[:, positions] + float(g[i + 1]) * e
+    expected = d.argmax(-1)
+    expected[:, positions] = torch.tensor(ids)
+    assert torch.equal(pipe.generate(B, steps, seed=8, prefix="abc").tokens, expected)
+
+
+@pytest.mark.parametrize("kind", ["flm", "fmlm"])
+def test_a_one_step_flow_cannot_see_the_prompt_and_more_steps_can(pipes, kind):
+    """At g = 0 the held positions are pure noise, so one step writes the prompt in and leaves the rest as
+    the unconditional run; from the second call on the network sees it."""
+    pipe = pipes[kind]
+    positions, _ = held_positions(pipe, "abcd", "")
+    free = [i for i in range(L) if i not in positions]
+    one, plain_one = pipe.generate(B, 1, seed=3, prefix="abcd"), pipe.generate(B, 1, seed=3)
+    assert torch.equal(one.tokens[:, free], plain_one.tokens[:, free])
+    many, plain_many = pipe.generate(B, 8, seed=3, prefix="abcd"), pipe.generate(B, 8, seed=3)
+    assert not torch.equal(many.tokens[:, free], plain_many.tokens[:, free])
+
+
+def test_mdlm_prompt_is_never_masked_and_ar_writes_it_when_it_gets_there(pipes):
+    mdlm = pipes["mdlm"].generate(B, 6, seed=1, prefix="ab", suffix="cd", record=True)
+    held = mdlm.held
+    assert not mdlm.trajectory.pending[:, :, held].any() and mdlm.trajectory.pending[0, :, ~held].all()
+    ar, plain = pipes["ar"].generate(B, 1, seed=1, prefix="ab"), pipes["ar"].generate(B, 1, seed=1)
+    start = int(pipes["ar"].held_tokens("ab", "").positions[-1]) + 1
+    assert not torch.equal(ar.tokens[:, start:], plain.tokens[:, start:])  # what follows sees the prompt
+
+
+def test_a_prompt_longer_than_the_sample_is_a_one_line_error(pipes):
+    with pytest.raises(ValueError, match="shorten the prefix or the suffix"):
+        pipes["flm"].generate(1, 2, prefix="a" * 40)
