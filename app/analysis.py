@@ -204,14 +204,16 @@ def joined_pieces(pieces: Sequence[str]) -> list[str]:
     return out
 
 
-def token_diff(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
-    """Position-wise comparison of two token arrays (B, L): agreement share overall and per sample."""
+def token_diff(a: np.ndarray, b: np.ndarray, free: np.ndarray | None = None) -> dict[str, Any]:
+    """Position-wise comparison of two token arrays (B, L): agreement share overall and per sample, counted
+    over the `free` positions (L,) bool only when given (a prompt's positions agree by construction)."""
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"token arrays differ in shape {a.shape} vs {b.shape}")
     same = a == b
-    return {"same": same, "agreement": float(same.mean()) if same.size else 1.0,
-            "per_sample": same.mean(axis=-1).tolist() if same.size else []}
+    counted = same if free is None else same[..., np.asarray(free, bool)]
+    return {"same": same, "agreement": float(counted.mean()) if counted.size else 1.0,
+            "per_sample": counted.mean(axis=-1).tolist() if counted.size else []}
 
 
 def speedups(lanes: Sequence[dict], reference: str = "fmlm") -> list[dict]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import textwrap
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -18,10 +19,10 @@ from app.analysis import CheckpointInfo, KIND_LABEL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_RUNS = 12  # runs kept in the session (each holds its trajectory)
-# A short run is repeated (same seed, same result) while its runs total less than RETIME_BUDGET_S, up to
+# A run whose fastest time so far is under RETIME_BELOW_S is repeated (same seed, same result), up to
 # RETIME_RUNS runs, and the fastest time is shown: right after a click the browser redraws the page on the
-# same CPU, which slowed the first 30 ms FMLM run 4-6x on a 2-core machine.
-RETIME_BUDGET_S = 0.3
+# same CPU, which slowed the first 30 ms FMLM run 4-10x on a 2-core machine.
+RETIME_BELOW_S = 0.5
 RETIME_RUNS = 3
 
 
@@ -69,7 +70,7 @@ def apply_style() -> None:
 # draw (another page is open); assigning such a key to itself on every run (`keep_settings`, from
 # main.py) makes it plain session state that the widget picks up again when its page comes back.
 # Their widgets take their first value from `defaults`, never from value=/default= (both at once warn).
-KEPT_SETTINGS = {"models", "num_samples", "seed", "time_ckpt", "time_steps", "time_k", "train_ckpts",
+KEPT_SETTINGS = {"models", "num_samples", "seed", "prompt", "ending", "time_ckpt", "time_steps", "time_k", "train_ckpts",
                  "train_metrics", "traj_new_ckpt", "traj_new_steps", "traj_new_n", "traj_new_seed", "traj_views",
                  "map_method"}
 KEPT_PREFIX = "steps::"  # the Generate page's step slider of each checkpoint
@@ -143,28 +144,30 @@ def run_store() -> "OrderedDict[str, dict]":
     return st.session_state.setdefault("runs", OrderedDict())
 
 
-def run_key(info: CheckpointInfo, steps: int, seed: int, n: int) -> str:
-    return f"{info.path}|{info.mtime:.0f}|{steps}|{seed}|{n}"
+def run_key(info: CheckpointInfo, steps: int, seed: int, n: int, prefix: str = "", suffix: str = "") -> str:
+    return f"{info.path}|{info.mtime:.0f}|{steps}|{seed}|{n}|{prefix}|{suffix}"
 
 
 def run_label(run: dict) -> str:
     gen = run["gen"]
-    return (f"{KIND_LABEL.get(run['kind'], run['kind'])} · {run['name']} · {gen.steps} step{'s' if gen.steps != 1 else ''}"
-            f" · seed {run['seed']}"
-            f" · {run['n']} sample{'s' if run['n'] > 1 else ''}")
+    prompt = " … ".join(p for p in (run["prefix"], run["suffix"]) if p)
+    return (f"{KIND_LABEL.get(run['kind'], run['kind'])} · {run['name']} · {analysis.steps_phrase(gen.steps)}"
+            f" · seed {run['seed']} · {run['n']} sample{'s' if run['n'] > 1 else ''}"
+            + (f" · prompt “{textwrap.shorten(prompt, 40, placeholder='…')}”" if prompt else ""))
 
 
 def execute(info: CheckpointInfo, steps: int, seed: int, n: int,
-            progress: Callable[[int, int], None] | None = None) -> dict:
+            progress: Callable[[int, int], None] | None = None, prefix: str = "", suffix: str = "") -> dict:
     """Run the model for real (record=True) and keep the run under its key; raises ValueError on bad input."""
     pipe = pipeline_for(info)
-    gen = pipe.generate(int(n), int(steps), int(seed), record=True, progress=progress)
+    gen = pipe.generate(int(n), int(steps), int(seed), record=True, progress=progress, prefix=prefix, suffix=suffix)
     times = [gen.seconds]
-    while sum(times) < RETIME_BUDGET_S and len(times) < RETIME_RUNS:
-        times.append(pipe.generate(int(n), int(steps), int(seed), record=True).seconds)
+    while min(times) < RETIME_BELOW_S and len(times) < RETIME_RUNS:
+        times.append(pipe.generate(int(n), int(steps), int(seed), record=True, prefix=prefix, suffix=suffix).seconds)
     gen.seconds = min(times)
-    run = {"id": run_key(info, steps, seed, n), "name": info.name, "path": info.path, "kind": pipe.kind,
-           "steps": int(steps), "seed": int(seed), "n": int(n), "gen": gen, "timed_runs": len(times),
+    run = {"id": run_key(info, steps, seed, n, prefix, suffix), "name": info.name, "path": info.path,
+           "kind": pipe.kind, "steps": int(steps), "seed": int(seed), "n": int(n), "prefix": prefix,
+           "suffix": suffix, "gen": gen, "timed_runs": len(times),
            "created": time.time(),
            "vocab_size": pipe.vocab_size, "seq_len": pipe.seq_len, "mtime": info.mtime, "derived": {}}
     store = run_store()

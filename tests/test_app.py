@@ -22,7 +22,7 @@ from flm_core.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
 from flm_core.models import build_network
 from flm_core.tokens import train_tokenizer
 
-from app import analysis, charts, render
+from app import analysis, charts, common, render
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 SEQ_LEN = 24
@@ -107,8 +107,7 @@ def test_generate_page_runs_flm_and_fmlm(app):
     _ok(app)
     assert app.title[0].value == "Generate"
     assert sorted(Path(p).name for p in app.multiselect(key="models").value) == ["tiny_flm", "tiny_fmlm"]
-    prompt = app.text_input(key="prompt")
-    assert prompt.disabled and "prefix conditioning" in prompt.placeholder
+    assert app.text_input(key="prompt").value == "" and not any("invisible" in c.value for c in app.caption)
     app.button(key="generate").click().run()
     _ok(app)
     labels = [m.label for m in app.metric]
@@ -119,6 +118,9 @@ def test_generate_page_runs_flm_and_fmlm(app):
     assert 'data-lane="fmlm"' in html and 'data-lane="flm"' in html and "flm-diff" in html
     runs = app.session_state["runs"]
     assert len(runs) == 2 and {r["gen"].nfe for r in runs.values()} == {1, 32}
+    # Tiny runs take milliseconds: each is repeated and shows its fastest time, and says so.
+    assert all(r["timed_runs"] == 3 for r in runs.values())
+    assert sum("fastest of 3 identical runs" in c.value for c in app.caption) == 2
     assert app.session_state["batch_unfinished"] == [] and not app.warning
     app.session_state["batch_unfinished"] = ["FLM · tiny_flm"]  # what a run stopped by leaving the page leaves
     app.run()
@@ -128,6 +130,33 @@ def test_generate_page_runs_flm_and_fmlm(app):
     app.run()
     assert [e.value for e in app.error] == ["FMLM · tiny_fmlm: out of memory"]
     assert any("Not finished" in w.value for w in app.warning)
+
+
+def test_generate_with_a_prompt(app, tiny_root):
+    """Every lane keeps the prompt; the page says what a one-step flow and AR do with it; FLM/FMLM agreement
+    counts the positions they wrote; the run's label names the prompt."""
+    paths = sorted(str(p) for p in tiny_root.iterdir() if p.is_dir())
+    app.multiselect(key="models").set_value(paths).run()
+    app.text_input(key="prompt").set_value("the").run()
+    app.text_input(key="ending").set_value("end").run()
+    notes = " ".join(c.value for c in app.caption)
+    assert "at 1 step starts from pure noise" in notes and "writes the ending when it gets there" in notes
+    app.button(key="generate").click().run()
+    _ok(app)
+    runs = list(app.session_state["runs"].values())
+    assert len(runs) == 4
+    for run in runs:
+        gen = run["gen"]
+        assert all(t.startswith("\nthe") and t.endswith("end") for t in gen.texts), (run["kind"], gen.texts)
+        assert gen.held is not None and "prompt “the … end”" in common.run_label(run)
+    flm, fmlm = (next(r for r in runs if r["kind"] == k) for k in ("flm", "fmlm"))
+    free = ~flm["gen"].held.numpy()
+    expected = (flm["gen"].tokens.numpy()[:, free] == fmlm["gen"].tokens.numpy()[:, free]).mean()
+    shown = next(m.value for m in app.metric if m.label.startswith("Positions where FMLM"))
+    assert shown == f"{100 * expected:.1f} %"
+    app.text_input(key="prompt").set_value("word " * 40).run()
+    app.button(key="generate").click().run()
+    assert not app.exception and any("shorten the prefix" in e.value for e in app.error)
 
 
 def test_generate_all_four_kinds_and_ar_note(app, tiny_root):

@@ -52,10 +52,24 @@ if lanes:
                     f"Steps · {info.label}", options=STEP_CHOICES, key=f"steps::{info.path}",
                     help="Network calls (log scale, 1 to 1024).")
 
-st.text_input("Prompt / fixed tokens", disabled=True, key="prompt",
-              placeholder="coming: prefix conditioning",
-              help="flm_core has no conditioning yet; this control stays off rather than fake it.")
-st.caption("Prompt: **coming: prefix conditioning** — the models are unconditional for now.")
+common.defaults(prompt="", ending="")
+p1, p2 = st.columns([3, 2])
+prefix = p1.text_input("Prompt (every sample starts with it)", key="prompt", placeholder="e.g. The Moon is",
+                       help="Held fixed while each model writes the rest: MDLM and AR condition on it exactly; the "
+                            "flows re-impose it on its own noising path after every step.")
+suffix = p2.text_input("Ending (optional)", key="ending", placeholder="e.g. in the Solar System.",
+                       help="Held at the end of every sample: the bidirectional models write towards it.")
+if prefix or suffix:
+    notes = []
+    for info in lanes:
+        if info.kind in ("flm", "fmlm") and steps[info.path] == 1:
+            notes.append(f"{info.label} at 1 step starts from pure noise, where the prompt is invisible: it writes "
+                         "the prompt in and the rest unconditionally (2+ steps let it see the prompt).")
+        if info.kind == "ar" and suffix:
+            notes.append(f"{info.label} writes left to right: it writes the ending when it gets there, without "
+                         "planning for it.")
+    for note in notes:
+        st.caption(note)
 
 slow = []
 for info in lanes:  # long runs announced before the click, from this session's earlier runs
@@ -97,6 +111,8 @@ def show_speedups(runs: list[dict]) -> None:
                        analysis.times_phrase(up["time_ratio"], "faster", "slower"),
                        analysis.times_phrase(up["nfe_ratio"], "fewer network calls", "more network calls"),
                        delta_color="off")
+        st.caption("Live wall times on this machine, which the browser shares while it draws the page; "
+                   "`python -m flm_core bench-speed` times the samplers alone.")
 
 
 def show_summary(runs: list[dict]) -> None:
@@ -111,11 +127,15 @@ def show_summary(runs: list[dict]) -> None:
         if (flm["vocab_size"], flm["seq_len"], flm["n"]) != (fmlm["vocab_size"], fmlm["seq_len"], fmlm["n"]):
             st.info("These two checkpoints differ in vocabulary or length, so their tokens cannot be compared.")
             return
-        diff = analysis.token_diff(flm["gen"].tokens.numpy(), fmlm["gen"].tokens.numpy())
+        held = fmlm["gen"].held if (flm["prefix"], flm["suffix"]) == (fmlm["prefix"], fmlm["suffix"]) else None
+        diff = analysis.token_diff(flm["gen"].tokens.numpy(), fmlm["gen"].tokens.numpy(),
+                                   free=None if held is None else ~held.numpy())
         fmlm_steps, flm_steps = analysis.steps_phrase(fmlm["gen"].steps), analysis.steps_phrase(flm["gen"].steps)
         st.metric(f"Positions where FMLM ({fmlm_steps}) matches FLM ({flm_steps})", f"{100 * diff['agreement']:.1f} %")
         st.caption("Same seed ⇒ both flows start from the same Gaussian noise, so this measures how faithfully the "
-                   f"distilled flow map ({fmlm_steps}) reproduces the FLM's path ({flm_steps}).")
+                   f"distilled flow map ({fmlm_steps}) reproduces the FLM's path ({flm_steps})"
+                   + (" on the positions they wrote (the prompt's are equal by construction)." if held is not None
+                      else "."))
         sample = 0
         if flm["n"] > 1:
             sample = st.selectbox("Sample", range(flm["n"]), key="diff_sample",
@@ -144,7 +164,8 @@ if clicked:
             bar = st.progress(0.0, text=f"{info.label}: starting…")
             try:
                 run = common.execute(info, steps[info.path], seed, num_samples,
-                                     progress=common.progress_reporter(bar, info.label))
+                                     progress=common.progress_reporter(bar, info.label), prefix=prefix,
+                                     suffix=suffix)
             except Exception as err:  # noqa: BLE001 - one line, no traceback
                 errors.append(f"{info.label}: {analysis.one_line(err)}")
                 unfinished.remove(info.label)
