@@ -266,12 +266,12 @@ def schedule_figure(curves: Mapping[int, Mapping[str, np.ndarray]], model_k: int
 # --------------------------------------------------------------------------------------------
 def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), big: bool = False) -> go.Figure:
     """Gen PPL vs time per sample (log-log) from benchmark rows; session runs (timing only, no PPL)
-    as ticks in a strip below sharing the time axis."""
+    as ticks in a strip below sharing the time axis. Only the panels with data are drawn."""
     has_ppl = any(r.get("gen_ppl") and r.get("seconds_per_sample") for r in rows)
-    if has_ppl:
-        fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.8, 0.2], vertical_spacing=0.06)
-    else:  # timing strip only
-        fig = make_subplots(rows=2, cols=1, row_heights=[0.001, 0.999], vertical_spacing=0.0)
+    panels = (["ppl"] if has_ppl or not session else []) + (["session"] if session else [])
+    row = {name: i + 1 for i, name in enumerate(panels)}
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        row_heights=[0.8, 0.2] if len(panels) == 2 else None)
     kinds = sorted({r["kind"] for r in rows} | {r["kind"] for r in session})
     for kind in kinds:
         pts = [r for r in rows if r["kind"] == kind and r.get("gen_ppl") and r.get("seconds_per_sample")]
@@ -283,7 +283,7 @@ def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), b
                 textposition="bottom center" if kind == "fmlm" else "top center",  # FLM and FMLM run close
                 customdata=[[r["model"], r.get("nfe")] for r in pts], marker=dict(size=9),
                 hovertemplate="%{customdata[0]}<br>%{x:.4f} s/sample<br>Gen PPL %{y:.1f}<br>NFE %{customdata[1]}"
-                              "<extra></extra>"), 1, 1)
+                              "<extra></extra>"), row["ppl"], 1)
         mine = [r for r in session if r["kind"] == kind]
         if mine:
             fig.add_trace(go.Scatter(
@@ -292,20 +292,20 @@ def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), b
                 marker=dict(symbol="line-ns-open", size=18, line=dict(width=3), color=KIND_COLOR.get(kind, "#777")),
                 customdata=[[r["model"], r["steps"], r["nfe"]] for r in mine],
                 hovertemplate="%{customdata[0]} · %{customdata[1]} steps · NFE %{customdata[2]}<br>"
-                              "%{x:.4f} s/sample (no PPL)<extra></extra>"), 2, 1)
+                              "%{x:.4f} s/sample (no PPL)<extra></extra>"), row["session"], 1)
     axis = seconds_axis([r.get("seconds_per_sample") for r in rows] + [r.get("seconds_per_sample") for r in session])
-    fig.update_xaxes(row=1, col=1, **axis)
-    fig.update_xaxes(title="time per sample (log scale)", row=2, col=1, **axis)
-    ppl = [r["gen_ppl"] for r in rows if r.get("gen_ppl")]
-    decades = len(ppl) > 0 and max(ppl) / min(ppl) >= 10  # decade ticks only where they are several
-    fig.update_yaxes(type="log", dtick=1 if decades else None, title="Gen PPL (log, lower is better)", row=1, col=1)
-    fig.update_yaxes(title="this session", row=2, col=1)
+    for i in row.values():
+        fig.update_xaxes(row=i, col=1, **axis, **({"title": "time per sample (log scale)"} if i == len(panels) else {}))
+    if "ppl" in row:
+        ppl = [r["gen_ppl"] for r in rows if r.get("gen_ppl")]
+        decades = len(ppl) > 0 and max(ppl) / min(ppl) >= 10  # decade ticks only where they are several
+        fig.update_yaxes(type="log", dtick=1 if decades else None, title="Gen PPL (log, lower is better)",
+                         row=row["ppl"], col=1)
     if not has_ppl:
-        fig.update_xaxes(visible=False, row=1, col=1)
-        fig.update_yaxes(visible=False, row=1, col=1)
         return _layout(fig, "Your runs: time per sample (no Gen PPL without a benchmark)",
                        height=160 + 40 * len(kinds), big=big)
-    return _layout(fig, "Quality vs speed (labels: sampling steps)", height=520, big=big)
+    return _layout(fig, "Quality vs speed (labels: sampling steps)" + ("; below: your runs this session" if session
+                                                                    else ""), height=520 if session else 460, big=big)
 
 
 def training_figure(logs: Mapping[str, Sequence[Mapping]], metrics: Sequence[str], big: bool = False,

@@ -557,6 +557,11 @@ def test_chart_builders_return_figures():
     timing_only = charts.benchmark_figure([], session)
     assert [tr.name for tr in timing_only.data] == ["your FMLM runs"]
     assert "no Gen PPL" in timing_only.layout.title.text
+    # A fresh session (no runs yet): one panel, whose time axis carries the ticks and the title.
+    fresh = charts.benchmark_figure(rows, [])
+    assert fresh.layout.xaxis.title.text == "time per sample (log scale)" and fresh.layout.xaxis.tickvals
+    assert "xaxis2" not in fresh.layout.to_plotly_json()
+    assert fig.layout.xaxis2.title.text == "time per sample (log scale)" and fig.layout.xaxis2.tickvals
     big_map = charts.sketch_map_figure(rng.normal(size=(300, 40, 2)), rng.normal(size=(40, 2)), np.linspace(0, 1, 300),
                                        current=299, max_points=4000)
     assert len(big_map.data[0].x) <= 4000 and len(big_map.data[2].x) == 40

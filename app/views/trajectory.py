@@ -53,6 +53,7 @@ ids = list(store)[::-1]  # newest first
 if st.session_state.get("traj_run") not in store:
     st.session_state["traj_run"] = ids[0]
 run_id = st.selectbox("Run", ids, format_func=lambda i: common.run_label(store[i]), key="traj_run")
+player = st.container()  # presentation mode puts the step slider and the views here, above the settings
 run = store[run_id]
 gen = run["gen"]
 traj = gen.trajectory
@@ -275,4 +276,5 @@ def _has_umap() -> bool:
     return importlib.util.find_spec("umap") is not None
 
 
-scrubber()
+with player if big else st.container():
+    scrubber()
