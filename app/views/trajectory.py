@@ -17,8 +17,9 @@ VIEWS = ("Text", "Argmax grid", "Superposition", "Simplex", "Decoding error", "M
 
 big = common.big()
 st.title("Trajectory")
-st.caption("One run, step by step. Runs come from the Generate page or from the form below; moving the step "
-           "slider only redraws what the run recorded (flm_core's Trajectory), it never calls the model again.")
+if not big:  # presentation mode keeps the screen for the run itself
+    st.caption("One run, step by step. Runs come from the Generate page or from the form below; moving the step "
+               "slider only redraws what the run recorded (flm_core's Trajectory), it never calls the model again.")
 
 infos = common.usable(common.catalog())
 store = common.run_store()
@@ -159,7 +160,7 @@ def scrubber() -> None:
     else:
         stats += f" · argmax ≠ final at {100 * share:.0f} % of positions"
     st.markdown(stats)
-    if moving and {"Argmax grid", "Map"} & set(views):
+    if moving and not big and {"Argmax grid", "Map"} & set(views):
         st.caption("Playing: the argmax grid and the map show the whole run; their current-step marks return on "
                    "Pause.")
 
