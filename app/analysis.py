@@ -188,7 +188,8 @@ def _utf8_bytes(piece: str) -> bytes:
 
 def joined_pieces(pieces: Sequence[str]) -> list[str]:
     """Running text of consecutive token strings: a character split over tokens (shown alone as
-    "\\xc3", "\\xa8") is written whole, on the first of its tokens; the others become empty."""
+    "\\xc3", "\\xa8") is written whole, on the first of its tokens; the others become empty. Bytes that
+    form no character are written as U+FFFD, as a text decoder does."""
     out = list(pieces)
     i = 0
     while i < len(out):
@@ -198,7 +199,7 @@ def joined_pieces(pieces: Sequence[str]) -> list[str]:
         j = i + 1
         while j < len(out) and ESCAPED_BYTE.search(out[j]):
             j += 1
-        text = b"".join(_utf8_bytes(p) for p in pieces[i:j]).decode("utf-8", errors="backslashreplace")
+        text = b"".join(_utf8_bytes(p) for p in pieces[i:j]).decode("utf-8", errors="replace")
         out[i:j] = [text] + [""] * (j - i - 1)
         i = j
     return out

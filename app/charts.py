@@ -145,7 +145,8 @@ def simplex_figure(prediction: Mapping[str, np.ndarray], t: Sequence[float], cur
     fig.update_layout(ternary=dict(sum=1, aaxis=dict(title=labels[0], min=0), baxis=dict(title=labels[1], min=0),
                                    caxis=dict(title="rest", min=0)), showlegend=True)
     _layout(fig, "Simplex view of the chosen position", height=470, big=big)
-    fig.update_layout(margin=dict(l=60, r=60, t=95, b=110))  # room for the corner labels above the legend
+    side, legend = (95, 150) if big else (60, 110)  # room for the corner labels beside and above the legend
+    fig.update_layout(margin=dict(l=side, r=side, t=95, b=legend))
     return fig
 
 
@@ -299,8 +300,9 @@ def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), b
     if "ppl" in row:
         ppl = [r["gen_ppl"] for r in rows if r.get("gen_ppl")]
         decades = len(ppl) > 0 and max(ppl) / min(ppl) >= 10  # decade ticks only where they are several
+        span = [float(np.log10(min(ppl))) - 0.2, float(np.log10(max(ppl))) + 0.3] if ppl else None  # room for labels
         fig.update_yaxes(type="log", dtick=1 if decades else None, title="Gen PPL (log, lower is better)",
-                         row=row["ppl"], col=1)
+                         range=span, row=row["ppl"], col=1)
     if not has_ppl:
         return _layout(fig, "Your runs: time per sample (no Gen PPL without a benchmark)",
                        height=160 + 40 * len(kinds), big=big)

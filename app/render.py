@@ -92,45 +92,62 @@ def _font(size: int):
 
 
 def _printable(text: str) -> str:
-    """Newlines as ⏎, other control / format characters as '·' (safe for PIL's text layout)."""
+    """Newlines as ⏎, other spaces (a no-break space) as " ", other control / format characters as '·' (safe
+    for PIL's text layout)."""
     text = text.replace("\n", "⏎")
-    return "".join(c if c.isprintable() else "·" for c in text)
+    return "".join(c if c.isprintable() else " " if c.isspace() else "·" for c in text)
 
 
-def gif_frames(frames: Sequence[dict], width: int = 960, height: int = 540, font_size: int = 20) -> bytes:
+def _running_text(draw: ImageDraw.ImageDraw, pieces: Sequence[tuple], font, width: int, top: int,
+                  line_h: int) -> list[tuple[int, int, str, tuple]]:
+    """Where each piece (text, confidence, changed, pending) goes as running text: (x, y, text, colour)."""
+    placed = []
+    x, y = 16, top
+    for text, conf, changed, pending in pieces:
+        text = _printable(text)
+        if pending:
+            text = "░" if not text else text
+        w = draw.textlength(text, font=font)
+        if x + w > width - 16:
+            x, y = 16, y + line_h
+            text = text.lstrip(" ") or text
+            w = draw.textlength(text, font=font)
+        if pending:
+            color = (190, 190, 190)
+        elif changed:
+            color = (230, 120, 0)
+        else:
+            shade = int(200 * (1.0 - max(0.0, min(1.0, conf))) ** 1.5)
+            color = (shade, shade, shade)
+        placed.append((x, y, text, color))
+        x += w
+    return placed
+
+
+def gif_frames(frames: Sequence[dict], width: int = 960, height: int = 540,
+               font_sizes: Sequence[int] = range(40, 13, -2)) -> bytes:
     """Animated GIF of the denoising: one frame per dict {title, pieces: [(text, confidence, changed, pending)]}.
 
-    Confident tokens are dark, unsure ones light, changed ones orange, pending ones grey boxes.
-    The last frame is held for 2.5 s."""
-    font, title_font = _font(font_size), _font(font_size + 4)
+    Confident tokens are dark, unsure ones light, changed ones orange, pending ones grey boxes. The text is
+    set in the largest of `font_sizes` at which the longest frame fits. The last frame is held for 2.5 s."""
+    title_font = _font(24)
+    top = int(24 * 1.45) + 30
+    draw = ImageDraw.Draw(Image.new("RGB", (width, height)))
+    longest = max(frames, key=lambda f: sum(len(p[0]) or 1 for p in f["pieces"]), default={"pieces": []})
+    for size in font_sizes:  # the largest size at which the longest frame fits; the smallest one otherwise
+        font, line_h = _font(size), int(size * 1.45)
+        if max((y for _, y, _, _ in _running_text(draw, longest["pieces"], font, width, top, line_h)),
+               default=top) <= height - line_h:
+            break
     images = []
-    line_h = int(font_size * 1.45)
     for frame in frames:
         img = Image.new("RGB", (width, height), "white")
         draw = ImageDraw.Draw(img)
-        draw.rectangle([0, 0, width, line_h + 18], fill="#1f2937")
+        draw.rectangle([0, 0, width, top - 12], fill="#1f2937")
         draw.text((16, 9), _printable(frame["title"]), font=title_font, fill="white")
-        x, y = 16, line_h + 30
-        for text, conf, changed, pending in frame["pieces"]:
-            text = _printable(text)
-            if pending:
-                text = "░" if not text else text
-            w = draw.textlength(text, font=font)
-            if x + w > width - 16:
-                x, y = 16, y + line_h
-                if y > height - line_h:
-                    break
-                text = text.lstrip(" ") or text
-                w = draw.textlength(text, font=font)
-            if pending:
-                color = (190, 190, 190)
-            elif changed:
-                color = (230, 120, 0)
-            else:
-                shade = int(200 * (1.0 - max(0.0, min(1.0, conf))) ** 1.5)
-                color = (shade, shade, shade)
-            draw.text((x, y), text, font=font, fill=color)
-            x += w
+        for x, y, text, color in _running_text(draw, frame["pieces"], font, width, top, line_h):
+            if y <= height - line_h:  # what does not fit even at the smallest size is cut at the bottom
+                draw.text((x, y), text, font=font, fill=color)
         images.append(img.convert("P", palette=Image.ADAPTIVE, colors=64))
     if not images:
         images = [Image.new("P", (width, height), 0)]

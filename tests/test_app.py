@@ -579,11 +579,12 @@ def test_chart_builders_return_figures():
 
 def test_running_text_writes_characters_split_over_tokens_whole():
     tokens = [" vol", "ur", "\\xc3", "\\xa8", "re", "\\xe2\\x80", "\\x94", "\\xff"]
-    assert analysis.joined_pieces(tokens) == [" vol", "ur", "è", "", "re", "—\\xff", "", ""]  # 0xff: no character
+    assert analysis.joined_pieces(tokens) == [" vol", "ur", "è", "", "re", "—\ufffd", "", ""]  # 0xff: no character
     plain = re.sub(r"<[^>]+>", "", render.step_text_html([0, 1, 2, 3, 4], [1.0] * 5, [False] * 5, [False] * 5, tokens))
     assert plain == " volurère"
     half = re.sub(r"<[^>]+>", "", render.step_text_html([2, 3], [1.0, 1.0], [False, False], [False, True], tokens))
-    assert half == "\\xc3░"  # its second byte is still masked: nothing to join
+    assert half == "\ufffd░"  # its second byte is still masked: what is there is no character yet
+    assert render._printable("a\xa0b\u200bc\n") == "a b·c⏎"  # a no-break space is a space on a slide
 
 
 def test_render_html_and_gif():
@@ -597,6 +598,22 @@ def test_render_html_and_gif():
     from PIL import Image
     import io
     assert Image.open(io.BytesIO(gif)).n_frames == 2
+
+
+def test_gif_text_is_set_as_large_as_the_longest_frame_allows():
+    """Slides: a short text gets the largest type, a long one fills the frame instead of its top third."""
+    import io
+    from PIL import Image
+
+    def inked_rows(pieces) -> np.ndarray:
+        gif = Image.open(io.BytesIO(render.gif_frames([{"title": "t", "pieces": pieces}])))
+        body = np.asarray(gif.convert("L"))[60:]  # below the title bar
+        return np.nonzero((body < 128).any(axis=1))[0] + 60
+
+    short = inked_rows([(" hello", 1.0, False, False)])
+    assert short.max() - short.min() >= 25  # the 40 px type (it was 20 px)
+    long = inked_rows([(" word", 1.0, False, False)] * 120)
+    assert 540 * 0.75 < long.max() < 540  # fills the frame, and fits it
 
 
 def test_denoising_gif_from_a_real_run(tiny_root):
