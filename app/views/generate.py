@@ -12,9 +12,10 @@ SLOW_SECONDS = 10.0  # a run estimated to take longer is announced before the cl
 
 big = common.big()
 st.title("Generate")
-st.caption("Real runs of the checkpoints, side by side from the same seed. FMLM writes the whole sequence in "
-           "one network call; FLM integrates the flow with many Euler steps; MDLM unmasks step by step; "
-           "AR writes one token per call.")
+if not big:  # presentation mode keeps the screen for the runs
+    st.caption("Real runs of the checkpoints, side by side from the same seed. FMLM writes the whole sequence in "
+               "one network call; FLM integrates the flow with many Euler steps; MDLM unmasks step by step; "
+               "AR writes one token per call.")
 
 infos = common.usable(common.catalog())
 if not infos:
