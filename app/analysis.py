@@ -271,12 +271,14 @@ def argmax_changes(argmax: np.ndarray) -> np.ndarray:
     return changed
 
 
-def not_final_share(argmax: np.ndarray, final: np.ndarray, pending: np.ndarray | None = None) -> np.ndarray:
-    """Share of positions whose argmax is not yet the final token, per step: (S, B, L), (B, L) -> (S,).
+def not_final_share(argmax: np.ndarray, final: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:
+    """Share of positions whose argmax is not yet the final token, per step: (S, B, L), (B, L) -> (S,),
+    over the `free` positions (L,) bool only when given (a prompt's positions are not the model's to write).
 
     Positions not predicted yet (AR: argmax -1) count as not final."""
-    argmax = np.asarray(argmax)
-    wrong = argmax != np.asarray(final)[None]
+    wrong = np.asarray(argmax) != np.asarray(final)[None]
+    if free is not None:
+        wrong = wrong[..., np.asarray(free, bool)]
     return wrong.reshape(wrong.shape[0], -1).mean(axis=1)
 
 
@@ -510,9 +512,10 @@ LOSS_KEYS = ("nll", "consistency_kl", "diagonal_kl", "loss", "kl")
 def step_view(arrays: dict[str, np.ndarray], sample: int, index: int, discrete: bool) -> dict[str, np.ndarray]:
     """What the sequence looks like at one recorded step, for one sample.
 
-    Flow models: the prediction's argmax and its probability. Discrete models (MDLM, AR): the state
-    itself, which is the final token wherever the position is no longer pending (unmasked tokens are
-    kept), the mask elsewhere. Returns ids (L,), confidence (L,), pending (L,) bool, changed (L,) bool."""
+    Flow models: the prediction's argmax and its probability, and the prompt where the sampler held it
+    (arrays["held"], (L,) bool, optional). Discrete models (MDLM, AR): the state itself, which is the final
+    token wherever the position is no longer pending (unmasked tokens are kept), the mask elsewhere.
+    Returns ids (L,), confidence (L,), pending (L,) bool, changed (L,) bool."""
     argmax = arrays["argmax"][:, sample]
     pending = arrays["pending"][index, sample].astype(bool)
     conf = np.nan_to_num(arrays["top_probs"][index, sample, :, 0].astype(float), nan=0.0)
@@ -523,8 +526,10 @@ def step_view(arrays: dict[str, np.ndarray], sample: int, index: int, discrete: 
         changed = ids != prev
         conf = np.where(pending, 0.0, 1.0)
     else:
-        ids = argmax[index]
-        changed = argmax_changes(argmax)[index]
+        held = arrays.get("held", np.zeros_like(pending))
+        ids = np.where(held, final, argmax[index])
+        changed = argmax_changes(argmax)[index] & ~held
+        conf = np.where(held, 1.0, conf)
     return {"ids": ids, "confidence": conf, "pending": pending, "changed": changed}
 
 

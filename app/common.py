@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import textwrap
 import time
@@ -21,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_RUNS = 12  # runs kept in the session (each holds its trajectory)
 # A run whose fastest time so far is under RETIME_BELOW_S is repeated (same seed, same result), up to
 # RETIME_RUNS runs, and the fastest time is shown: right after a click the browser redraws the page on the
-# same CPU, which slowed the first 30 ms FMLM run 4-10x on a 2-core machine.
+# same CPU, which slowed the first 30 ms FMLM run 3-10x on a 2-core machine.
 RETIME_BELOW_S = 0.5
 RETIME_RUNS = 3
 
@@ -145,12 +146,12 @@ def run_store() -> "OrderedDict[str, dict]":
 
 
 def run_key(info: CheckpointInfo, steps: int, seed: int, n: int, prefix: str = "", suffix: str = "") -> str:
-    return f"{info.path}|{info.mtime:.0f}|{steps}|{seed}|{n}|{prefix}|{suffix}"
+    return json.dumps([info.path, round(info.mtime), steps, seed, n, prefix, suffix])
 
 
 def run_label(run: dict) -> str:
     gen = run["gen"]
-    prompt = " … ".join(p for p in (run["prefix"], run["suffix"]) if p)
+    prompt = (run["prefix"] + (f" … {run['suffix']}" if run["suffix"] else "")).strip()
     return (f"{KIND_LABEL.get(run['kind'], run['kind'])} · {run['name']} · {analysis.steps_phrase(gen.steps)}"
             f" · seed {run['seed']} · {run['n']} sample{'s' if run['n'] > 1 else ''}"
             + (f" · prompt “{textwrap.shorten(prompt, 40, placeholder='…')}”" if prompt else ""))

@@ -70,10 +70,11 @@ class Pipeline:
         return self.config.model.seq_len
 
     def held_tokens(self, prefix: str = "", suffix: str = "") -> Held | None:
-        """A prompt as held tokens: the document start and `prefix` first, `suffix` last; None for neither."""
+        """A prompt as held tokens: the document start and `prefix` first, `suffix` last; None for neither.
+        A suffix that starts with a letter or digit starts a new word (a space is put before it)."""
         encode = lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids  # noqa: E731
         head = [document_start_id(self.tokenizer), *encode(prefix)] if prefix else []
-        tail = encode(suffix) if suffix else []
+        tail = encode(" " + suffix if suffix[:1].isalnum() else suffix) if suffix else []
         if not head and not tail:
             return None
         if len(head) + len(tail) > self.seq_len - 1:

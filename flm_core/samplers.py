@@ -113,13 +113,13 @@ class FlowSampler:
         unconditional. The last state (delta, on the simplex) gets e(id) there."""
         pos = held.positions
         start = x[:, pos]  # eps (or eps @ E) at the held positions, (B, P, K or D)
-        one_hot = F.one_hot(held.ids, self.config.vocab_size).to(x.dtype)  # e(id), (P, K)
+        one_hot = F.one_hot(held.ids, self.config.vocab_size).float()  # e(id), (P, K)
         target = one_hot if plan["dense"] else input_embedding(self.network)[held.ids]  # e(id) or e(id) @ E
         last = len(plan["t_host"]) - 1
 
         def hold(x: torch.Tensor, i: int) -> torch.Tensor:
-            if i == last:
-                return x.index_copy(1, pos, one_hot.expand(x.shape[0], -1, -1))
+            if i == last:  # x is delta, in the network's output dtype
+                return x.index_copy(1, pos, one_hot.to(x.dtype).expand(x.shape[0], -1, -1))
             g = plan["g"][i]
             return x.index_copy(1, pos, ((1 - g) * start + g * target).to(x.dtype))  # x_g = (1-g) eps + g e(id)
         return hold

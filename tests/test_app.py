@@ -311,6 +311,33 @@ def test_play_shows_at_most_play_frames_and_pause_stops_on_the_step_shown(app, t
     assert app.select_slider(key=slider).value == on_screen == analysis.frame_indices(128, analysis.PLAY_FRAMES)[2]
 
 
+def test_trajectory_of_a_prompted_flow_run_shows_the_prompt_and_scores_the_rest(app):
+    app.text_input(key="prompt").set_value("the").run()
+    app.button(key="generate").click().run()
+    app.switch_page("views/trajectory.py").run()
+    _ok(app)
+    run = app.session_state["runs"][app.selectbox(key="traj_run").value]
+    arrays, gen = run["derived"]["arrays"], run["gen"]
+    held = gen.held.numpy()
+    assert held.any() and (arrays["held"] == held).all()
+    free_share = (arrays["argmax"][:, :, ~held] != gen.tokens.numpy()[None][:, :, ~held]).mean(axis=(1, 2))
+    np.testing.assert_allclose(run["derived"]["not_final"], free_share)
+    first = analysis.step_view(arrays, 0, 0, discrete=False)
+    assert (first["ids"][held] == gen.tokens[0].numpy()[held]).all() and (first["confidence"][held] == 1).all()
+
+
+def test_step_view_and_shares_leave_held_positions_to_the_prompt():
+    argmax = np.array([[[5, 6, 7]], [[5, 8, 9]]])  # (S=2, B=1, L=3)
+    final = np.array([[1, 8, 9]])
+    arrays = {"argmax": argmax, "final_tokens": final, "pending": np.zeros((2, 1, 3), bool),
+              "top_probs": np.full((2, 1, 3, 2), 0.4), "held": np.array([True, False, False])}
+    view = analysis.step_view(arrays, 0, 1, discrete=False)
+    assert view["ids"].tolist() == [1, 8, 9] and view["confidence"].tolist() == [1.0, 0.4, 0.4]
+    assert view["changed"].tolist() == [False, True, True]
+    np.testing.assert_allclose(analysis.not_final_share(argmax, final), [1.0, 1 / 3])
+    np.testing.assert_allclose(analysis.not_final_share(argmax, final, free=~arrays["held"]), [1.0, 0.0])
+
+
 def test_next_play_frame():
     assert [analysis.next_play_frame(i, 5, 32) for i in range(5)] == [1, 2, 3, 4, 4]
     frames = analysis.frame_indices(1000, 10)
@@ -362,6 +389,13 @@ def test_benchmarks_page_with_and_without_file(app, tiny_root, tmp_path, monkeyp
     app.run()
     _ok(app)
     assert any("No benchmark yet" in i.value for i in app.info)
+    no_ppl = tmp_path / "no_ppl.json"  # `bench` without an evaluator: timings, no Gen PPL
+    no_ppl.write_text(json.dumps([{"model": "m", "kind": "fmlm", "steps": 1, "nfe": 1, "num_samples": 8,
+                                   "seconds_per_sample": 0.01, "entropy": 4.0}]))
+    monkeypatch.setenv(analysis.ENV_BENCHMARKS, str(no_ppl))
+    app.run()
+    _ok(app)
+    assert not app.get("plotly_chart") and app.dataframe  # no empty chart, the table still
 
 
 def test_training_page(app):

@@ -317,6 +317,14 @@ def test_flow_prompt_is_replacement_on_the_noising_path(pipes):
     expected = d.argmax(-1)
     expected[:, positions] = torch.tensor(ids)
     assert torch.equal(pipe.generate(B, steps, seed=8, prefix="abc").tokens, expected)
+    # The last prediction itself, from the dense state (recorded) and from h = x @ E (unrecorded run).
+    recorded = pipe.generate(B, steps, seed=8, prefix="abc", record=True).trajectory.top_probs[-1]
+    torch.testing.assert_close(recorded.float(), d.topk(recorded.shape[-1], -1).values, rtol=0, atol=1e-5)
+    outputs = []
+    handle = pipe.network.output_layer.register_forward_hook(lambda module, args, out: outputs.append(out))
+    pipe.generate(B, steps, seed=8, prefix="abc")
+    handle.remove()
+    torch.testing.assert_close(torch.softmax(outputs[-1].float(), -1), d, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["flm", "fmlm"])
@@ -339,6 +347,14 @@ def test_mdlm_prompt_is_never_masked_and_ar_writes_it_when_it_gets_there(pipes):
     ar, plain = pipes["ar"].generate(B, 1, seed=1, prefix="ab"), pipes["ar"].generate(B, 1, seed=1)
     start = int(pipes["ar"].held_tokens("ab", "").positions[-1]) + 1
     assert not torch.equal(ar.tokens[:, start:], plain.tokens[:, start:])  # what follows sees the prompt
+
+
+def test_an_ending_that_starts_a_word_gets_its_space(pipes):
+    pipe = pipes["flm"]
+    encode = lambda text: pipe.tokenizer.encode(text, add_special_tokens=False).ids  # noqa: E731
+    assert pipe.held_tokens("", "ab").ids.tolist() == encode(" ab") != encode("ab")
+    assert pipe.held_tokens("", ".").ids.tolist() == encode(".")
+    assert pipe.held_tokens("", " ab").ids.tolist() == encode(" ab")
 
 
 def test_a_prompt_longer_than_the_sample_is_a_one_line_error(pipes):

@@ -67,10 +67,13 @@ if "arrays" not in derived:
     arrays = analysis.to_numpy(traj)
     arrays["pending"] = analysis.pending_after_step(arrays["pending"])  # show each step's result
     gamma = arrays["gamma"].astype(float)
+    if gen.held is not None:  # a prompt: its positions were the sampler's to hold, not the model's to write
+        arrays["held"] = gen.held.numpy()
+    free = None if gen.held is None else ~arrays["held"]
     derived["arrays"] = arrays
-    derived["argmax_not_final"] = analysis.not_final_share(arrays["argmax"], arrays["final_tokens"])
+    derived["argmax_not_final"] = analysis.not_final_share(arrays["argmax"], arrays["final_tokens"], free)
     derived["pending"] = analysis.pending_share(arrays["pending"])
-    derived["state_not_final"] = (analysis.not_final_share(arrays["state_argmax"], arrays["final_tokens"])
+    derived["state_not_final"] = (analysis.not_final_share(arrays["state_argmax"], arrays["final_tokens"], free)
                                   if run["kind"] in ("flm", "fmlm") else None)
     # Flow models: the prediction's argmax is what becomes the text. Discrete models sample their tokens and
     # keep them, so a position is final exactly when it is no longer masked / still to generate.
@@ -120,6 +123,7 @@ playing = bool(st.session_state.get("playing", False)) and S > 1
 def toggle_play() -> None:
     now = not st.session_state.get("playing", False)
     st.session_state["playing"] = now
+    st.session_state["play_hold"] = False
     if now and st.session_state.get(slider_key, S - 1) >= S - 1:
         st.session_state[slider_key] = 0
         st.session_state["play_hold"] = True  # the first frame shows step 1 itself
@@ -175,8 +179,10 @@ def scrubber() -> None:
         grid_key = ("grid", sample)
         if grid_key not in derived:  # at most GRID_COLUMNS evenly spaced recorded steps keep scrubbing light
             cols = np.asarray(analysis.frame_indices(S, GRID_COLUMNS))
-            am = arrays["argmax"][cols, sample]
-            derived[grid_key] = dict(cols=cols, argmax=am, confidence=arrays["top_probs"][cols, sample, :, 0],
+            held = arrays.get("held", np.zeros(L, bool)) & (not discrete)  # flows: the prompt, as step_view
+            am = np.where(held, arrays["final_tokens"][sample], arrays["argmax"][cols, sample])
+            confidence = np.where(held, 1.0, arrays["top_probs"][cols, sample, :, 0])
+            derived[grid_key] = dict(cols=cols, argmax=am, confidence=confidence,
                                      changes=analysis.argmax_changes(am), pending=arrays["pending"][cols, sample])
         grid = derived[grid_key]
         column = int(np.searchsorted(grid["cols"], idx, side="right") - 1)
