@@ -441,6 +441,11 @@ def _number(value: Any) -> float | None:
     return out if math.isfinite(out) else None
 
 
+def quality_points(rows: Sequence[dict]) -> list[dict]:
+    """The benchmark rows that place a model on the quality-vs-speed chart: Gen PPL and time per sample."""
+    return [r for r in rows if r.get("gen_ppl") and r.get("seconds_per_sample")]
+
+
 def read_benchmarks(path: str | Path) -> tuple[list[dict], str | None]:
     """Rows of benchmarks.json, read defensively: (rows, message). Never raises.
 
@@ -509,13 +514,25 @@ def numeric_keys(records: Sequence[dict]) -> list[str]:
 LOSS_KEYS = ("nll", "consistency_kl", "diagonal_kl", "loss", "kl")
 
 
+def show_held(arrays: dict[str, np.ndarray], held: np.ndarray) -> None:
+    """A flow run with a prompt: the sampler held those positions (L,) bool to their tokens, so every view
+    shows the held token there, certain, instead of the network's guess that the sampler overwrote.
+    Rewrites copies of argmax, top_ids and top_probs (the arrays may share memory with the run's record)."""
+    final = arrays["final_tokens"][:, held][None]  # (1, B, P)
+    for name in ("argmax", "top_ids", "top_probs"):
+        arrays[name] = arrays[name].copy()
+    arrays["argmax"][:, :, held] = final
+    arrays["top_ids"][:, :, held, 0] = final
+    arrays["top_probs"][:, :, held] = 0.0
+    arrays["top_probs"][:, :, held, 0] = 1.0
+
+
 def step_view(arrays: dict[str, np.ndarray], sample: int, index: int, discrete: bool) -> dict[str, np.ndarray]:
     """What the sequence looks like at one recorded step, for one sample.
 
-    Flow models: the prediction's argmax and its probability, and the prompt where the sampler held it
-    (arrays["held"], (L,) bool, optional). Discrete models (MDLM, AR): the state itself, which is the final
-    token wherever the position is no longer pending (unmasked tokens are kept), the mask elsewhere.
-    Returns ids (L,), confidence (L,), pending (L,) bool, changed (L,) bool."""
+    Flow models: the prediction's argmax and its probability. Discrete models (MDLM, AR): the state
+    itself, which is the final token wherever the position is no longer pending (unmasked tokens are
+    kept), the mask elsewhere. Returns ids (L,), confidence (L,), pending (L,) bool, changed (L,) bool."""
     argmax = arrays["argmax"][:, sample]
     pending = arrays["pending"][index, sample].astype(bool)
     conf = np.nan_to_num(arrays["top_probs"][index, sample, :, 0].astype(float), nan=0.0)
@@ -526,10 +543,8 @@ def step_view(arrays: dict[str, np.ndarray], sample: int, index: int, discrete: 
         changed = ids != prev
         conf = np.where(pending, 0.0, 1.0)
     else:
-        held = arrays.get("held", np.zeros_like(pending))
-        ids = np.where(held, final, argmax[index])
-        changed = argmax_changes(argmax)[index] & ~held
-        conf = np.where(held, 1.0, conf)
+        ids = argmax[index]
+        changed = argmax_changes(argmax)[index]
     return {"ids": ids, "confidence": conf, "pending": pending, "changed": changed}
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.analysis import KIND_COLOR, KIND_LABEL
+from app.analysis import KIND_COLOR, KIND_LABEL, quality_points
 
 FONT = dict(family="Inter, Source Sans Pro, sans-serif")
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
@@ -267,15 +267,19 @@ def schedule_figure(curves: Mapping[int, Mapping[str, np.ndarray]], model_k: int
 # --------------------------------------------------------------------------------------------
 def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), big: bool = False) -> go.Figure:
     """Gen PPL vs time per sample (log-log) from benchmark rows; session runs (timing only, no PPL)
-    as ticks in a strip below sharing the time axis. Only the panels with data are drawn."""
-    has_ppl = any(r.get("gen_ppl") and r.get("seconds_per_sample") for r in rows)
-    panels = (["ppl"] if has_ppl or not session else []) + (["session"] if session else [])
+    as ticks in a strip below sharing the time axis. Only the panels with data are drawn: rows with a
+    Gen PPL (quality_points) or session runs, at least one of the two."""
+    points = quality_points(rows)
+    has_ppl = bool(points)
+    panels = (["ppl"] if has_ppl else []) + (["session"] if session else [])
+    if not panels:
+        raise ValueError("nothing to draw: no benchmark row with a Gen PPL and no session run")
     row = {name: i + 1 for i, name in enumerate(panels)}
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         row_heights=[0.8, 0.2] if len(panels) == 2 else None)
     kinds = sorted({r["kind"] for r in rows} | {r["kind"] for r in session})
     for kind in kinds:
-        pts = [r for r in rows if r["kind"] == kind and r.get("gen_ppl") and r.get("seconds_per_sample")]
+        pts = [r for r in points if r["kind"] == kind]
         if pts:
             fig.add_trace(go.Scatter(
                 x=[r["seconds_per_sample"] for r in pts], y=[r["gen_ppl"] for r in pts], mode="lines+markers+text",

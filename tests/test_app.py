@@ -319,23 +319,28 @@ def test_trajectory_of_a_prompted_flow_run_shows_the_prompt_and_scores_the_rest(
     run = app.session_state["runs"][app.selectbox(key="traj_run").value]
     arrays, gen = run["derived"]["arrays"], run["gen"]
     held = gen.held.numpy()
-    assert held.any() and (arrays["held"] == held).all()
-    free_share = (arrays["argmax"][:, :, ~held] != gen.tokens.numpy()[None][:, :, ~held]).mean(axis=(1, 2))
+    recorded = gen.trajectory.argmax.numpy()  # the network's guesses, which the views leave untouched
+    free_share = (recorded[:, :, ~held] != gen.tokens.numpy()[None][:, :, ~held]).mean(axis=(1, 2))
     np.testing.assert_allclose(run["derived"]["not_final"], free_share)
     first = analysis.step_view(arrays, 0, 0, discrete=False)
     assert (first["ids"][held] == gen.tokens[0].numpy()[held]).all() and (first["confidence"][held] == 1).all()
 
 
-def test_step_view_and_shares_leave_held_positions_to_the_prompt():
-    argmax = np.array([[[5, 6, 7]], [[5, 8, 9]]])  # (S=2, B=1, L=3)
-    final = np.array([[1, 8, 9]])
-    arrays = {"argmax": argmax, "final_tokens": final, "pending": np.zeros((2, 1, 3), bool),
-              "top_probs": np.full((2, 1, 3, 2), 0.4), "held": np.array([True, False, False])}
+def test_held_positions_show_their_token_and_shares_count_the_rest():
+    recorded = {"argmax": np.array([[[5, 6, 7]], [[5, 8, 9]]]),  # (S=2, B=1, L=3)
+                "top_ids": np.array([[[[5, 1], [6, 2], [7, 3]]], [[[5, 1], [8, 2], [9, 3]]]]),
+                "top_probs": np.full((2, 1, 3, 2), 0.4), "final_tokens": np.array([[1, 8, 9]]),
+                "pending": np.zeros((2, 1, 3), bool)}
+    arrays, held = dict(recorded), np.array([True, False, False])
+    analysis.show_held(arrays, held)
+    assert recorded["argmax"][1, 0, 0] == 5 and recorded["top_probs"][0, 0, 0, 0] == 0.4  # copies rewritten
     view = analysis.step_view(arrays, 0, 1, discrete=False)
     assert view["ids"].tolist() == [1, 8, 9] and view["confidence"].tolist() == [1.0, 0.4, 0.4]
     assert view["changed"].tolist() == [False, True, True]
+    assert arrays["top_ids"][:, 0, 0].tolist() == [[1, 1], [1, 1]] and arrays["top_probs"][0, 0, 0].tolist() == [1, 0]
+    argmax, final = recorded["argmax"], recorded["final_tokens"]
     np.testing.assert_allclose(analysis.not_final_share(argmax, final), [1.0, 1 / 3])
-    np.testing.assert_allclose(analysis.not_final_share(argmax, final, free=~arrays["held"]), [1.0, 0.0])
+    np.testing.assert_allclose(analysis.not_final_share(argmax, final, free=~held), [1.0, 0.0])
 
 
 def test_next_play_frame():
@@ -591,6 +596,8 @@ def test_chart_builders_return_figures():
     timing_only = charts.benchmark_figure([], session)
     assert [tr.name for tr in timing_only.data] == ["your FMLM runs"]
     assert "no Gen PPL" in timing_only.layout.title.text
+    with pytest.raises(ValueError, match="nothing to draw"):
+        charts.benchmark_figure([{"model": "m", "kind": "flm", "seconds_per_sample": 0.2}], [])
     # A fresh session (no runs yet): one panel, whose time axis carries the ticks and the title.
     fresh = charts.benchmark_figure(rows, [])
     assert fresh.layout.xaxis.title.text == "time per sample (log scale)" and fresh.layout.xaxis.tickvals

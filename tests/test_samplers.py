@@ -168,17 +168,29 @@ def dense_noise(pipe, batch: int, seed: int) -> torch.Tensor:
     return torch.randn(batch, L, pipe.vocab_size, generator=torch.Generator().manual_seed(seed))
 
 
-def test_flm_sampler_equals_an_independent_euler_loop(pipes):
-    """z <- z + (g_{i+1} - g_i) (D(z, t_i) - z) / (1 - g_i) on t_i = i / steps; tokens = argmax of the last D."""
-    pipe = pipes["flm"]
-    k, steps = pipe.vocab_size, 6
-    z = dense_noise(pipe, B, seed=5)
+def reference_euler(pipe, steps: int, seed: int, held: tuple[list[int], list[int]] | None = None) -> torch.Tensor:
+    """The last D of an independent Euler loop, z <- z + (g_{i+1} - g_i) (D(z, t_i) - z) / (1 - g_i) on
+    t_i = i / steps, that re-imposes x_g = (1 - g) eps + g e(id) at held (positions, ids) after each step."""
+    k = pipe.vocab_size
+    eps = dense_noise(pipe, B, seed)
+    z = eps.clone()
     t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
     g = gamma_from_alpha(t, k)
     with torch.no_grad():
         for i in range(steps):
             d = torch.softmax(pipe.network(z, torch.full((B,), float(t[i]))), -1)
             z = z + float((g[i + 1] - g[i]) / (1 - g[i])) * (d - z)
+            if held is not None:
+                positions, ids = held
+                e = torch.nn.functional.one_hot(torch.tensor(ids), k).float()
+                z[:, positions] = float(1 - g[i + 1]) * eps[:, positions] + float(g[i + 1]) * e
+    return d
+
+
+def test_flm_sampler_equals_an_independent_euler_loop(pipes):
+    """Tokens = argmax of the last D of the Euler loop."""
+    pipe, steps = pipes["flm"], 6
+    d = reference_euler(pipe, steps, seed=5)
     assert torch.equal(pipe.generate(B, steps, seed=5).tokens, d.argmax(-1))
     assert torch.equal(pipe.generate(B, steps, seed=5, record=True).tokens, d.argmax(-1))
 
@@ -301,19 +313,9 @@ def test_every_sampler_keeps_the_prompt_and_records_the_same_run(pipes, kind):
 def test_flow_prompt_is_replacement_on_the_noising_path(pipes):
     """An independent Euler loop that re-imposes x_g = (1 - g) eps + g e(id) at the held positions after each
     step gives the sampler's tokens."""
-    pipe = pipes["flm"]
-    k, steps = pipe.vocab_size, 5
+    pipe, steps = pipes["flm"], 5
     positions, ids = held_positions(pipe, "abc", "")
-    e = torch.nn.functional.one_hot(torch.tensor(ids), k).float()
-    eps = dense_noise(pipe, B, seed=8)
-    z = eps.clone()
-    t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
-    g = gamma_from_alpha(t, k)
-    with torch.no_grad():
-        for i in range(steps):
-            d = torch.softmax(pipe.network(z, torch.full((B,), float(t[i]))), -1)
-            z = z + float((g[i + 1] - g[i]) / (1 - g[i])) * (d - z)
-            z[:, positions] = float(1 - g[i + 1]) * eps[:, positions] + float(g[i + 1]) * e
+    d = reference_euler(pipe, steps, seed=8, held=(positions, ids))
     expected = d.argmax(-1)
     expected[:, positions] = torch.tensor(ids)
     assert torch.equal(pipe.generate(B, steps, seed=8, prefix="abc").tokens, expected)

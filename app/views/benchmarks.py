@@ -21,7 +21,7 @@ if message:
     st.info(f"{message.capitalize() if message == 'no benchmark yet' else message} — run `python -m flm_core bench` "
             f"to create {path.name}.")
 
-if session or any(r.get("gen_ppl") and r.get("seconds_per_sample") for r in rows):
+if session or analysis.quality_points(rows):
     st.plotly_chart(charts.benchmark_figure(rows, session, big=big), key="chart_bench")
 if rows:
     st.subheader("Quality and diversity")

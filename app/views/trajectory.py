@@ -67,9 +67,9 @@ if "arrays" not in derived:
     arrays = analysis.to_numpy(traj)
     arrays["pending"] = analysis.pending_after_step(arrays["pending"])  # show each step's result
     gamma = arrays["gamma"].astype(float)
-    if gen.held is not None:  # a prompt: its positions were the sampler's to hold, not the model's to write
-        arrays["held"] = gen.held.numpy()
-    free = None if gen.held is None else ~arrays["held"]
+    free = None if gen.held is None else ~gen.held.numpy()  # a prompt's positions are not the model's to write
+    if gen.held is not None and run["kind"] in ("flm", "fmlm"):
+        analysis.show_held(arrays, gen.held.numpy())
     derived["arrays"] = arrays
     derived["argmax_not_final"] = analysis.not_final_share(arrays["argmax"], arrays["final_tokens"], free)
     derived["pending"] = analysis.pending_share(arrays["pending"])
@@ -179,10 +179,8 @@ def scrubber() -> None:
         grid_key = ("grid", sample)
         if grid_key not in derived:  # at most GRID_COLUMNS evenly spaced recorded steps keep scrubbing light
             cols = np.asarray(analysis.frame_indices(S, GRID_COLUMNS))
-            held = arrays.get("held", np.zeros(L, bool)) & (not discrete)  # flows: the prompt, as step_view
-            am = np.where(held, arrays["final_tokens"][sample], arrays["argmax"][cols, sample])
-            confidence = np.where(held, 1.0, arrays["top_probs"][cols, sample, :, 0])
-            derived[grid_key] = dict(cols=cols, argmax=am, confidence=confidence,
+            am = arrays["argmax"][cols, sample]
+            derived[grid_key] = dict(cols=cols, argmax=am, confidence=arrays["top_probs"][cols, sample, :, 0],
                                      changes=analysis.argmax_changes(am), pending=arrays["pending"][cols, sample])
         grid = derived[grid_key]
         column = int(np.searchsorted(grid["cols"], idx, side="right") - 1)
