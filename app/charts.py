@@ -1,6 +1,6 @@
 """Chart builders: pure functions from arrays to plotly figures (no Streamlit, no model calls).
 
-Every builder takes plain numpy arrays / lists (see app.analysis for how they are derived from a
+Every builder takes plain numpy arrays / lists (see app.record for how they are read from a
 flm_core Trajectory) and returns a `plotly.graph_objects.Figure`, so tests can check them directly.
 """
 from __future__ import annotations
@@ -11,7 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.analysis import KIND_COLOR, KIND_LABEL, quality_points
+from flm_core.bench import gen_ppl_axis, quality_traces, seconds_axis
+from app.bench_table import quality_points
+from app.kind_style import KIND_COLOR, kind_label
 
 FONT = dict(family="Inter, Source Sans Pro, sans-serif")
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
@@ -25,22 +27,6 @@ def _layout(fig: go.Figure, title: str | None = None, height: int = 360, big: bo
     return fig
 
 
-def seconds_axis(values: Sequence[float]) -> dict:
-    """Log-axis settings for times in seconds: ticks at 1, 2, 5 x 10^k (decades only when the values span
-    more than three) labelled with their unit ("50 ms", "2 s"), and a range that spans the values, so that
-    a panel without data shows the axis too. {} without a positive value."""
-    values = [v for v in values if v is not None and v > 0 and np.isfinite(v)]
-    if not values:
-        return {}
-    lo, hi = min(values) / 1.6, max(values) * 1.6
-    mantissas = (1,) if hi / lo > 1e3 else (1, 2, 5)
-    ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
-             for m in mantissas]
-    ticks = [t for t in ticks if lo <= t <= hi] or [min(values)]
-    text = [f"{t * 1e3:.3g} ms" if t < 1 else f"{t:.3g} s" for t in ticks]
-    return dict(type="log", tickvals=ticks, ticktext=text, range=[float(np.log10(lo)), float(np.log10(hi))])
-
-
 def _hover_token(text: str) -> str:
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace("\n", "⏎").replace(" ", "␣"))
@@ -51,7 +37,7 @@ def _hover_token(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 def timing_figure(lanes: Sequence[Mapping], big: bool = False) -> go.Figure:
     """Wall time per sample of each lane (log axis), annotated with NFE. lanes: name, kind, seconds, nfe, n."""
-    names = [f"{KIND_LABEL.get(l['kind'], l['kind'])} · {l['name']}" for l in lanes]
+    names = [f"{kind_label(l['kind'])} · {l['name']}" for l in lanes]
     per_sample = [l["seconds"] / max(l.get("n", 1), 1) for l in lanes]
     fig = go.Figure(go.Bar(
         x=per_sample, y=names, orientation="h", marker_color=[KIND_COLOR.get(l["kind"], "#777") for l in lanes],
@@ -78,7 +64,7 @@ def argmax_grid(argmax: np.ndarray, confidence: np.ndarray, steps: Sequence[int]
     pend = np.zeros_like(argmax, dtype=bool) if pending is None else np.asarray(pending, bool)
     conf[argmax < 0] = np.nan
     shown = np.array([_hover_token(t) for t in tokens] + ["·"], dtype=object)  # index -1 -> "·"
-    text = shown[np.where(argmax >= 0, argmax, -1).T]  # object array: plotly validates it ~50x faster than lists
+    text = shown[np.where(argmax >= 0, argmax, -1).T]  # an object array, which plotly validates fast (not lists)
     x = list(range(s))
     fig = go.Figure()
     fig.add_trace(go.Heatmap(
@@ -105,14 +91,15 @@ def argmax_grid(argmax: np.ndarray, confidence: np.ndarray, steps: Sequence[int]
                    height=max(300, min(700, 8 * length + 120)), big=big)
 
 
-def simplex_figure(prediction: Mapping[str, np.ndarray], t: Sequence[float], current: int | None = None,
+def simplex_figure(prediction: Mapping[str, np.ndarray], progress: Sequence[float], current: int | None = None,
                    state: Mapping[str, np.ndarray] | None = None, jump: bool = False,
                    labels: tuple[str, str] = ("final", "runner-up"), big: bool = False) -> go.Figure:
-    """Ternary plot of one position's path: mass on {final token, runner-up, rest} per recorded step.
+    """Ternary plot of one position's path: mass on {final token, runner-up, rest} per recorded step, coloured
+    by the run's progress t (0 at the start, 1 at the finished sample).
 
-    prediction / state: dicts from analysis.ternary_path / state_ternary (final, runner, rest, bound, valid).
+    prediction / state: dicts from simplex.ternary_path / state_ternary (final, runner, rest, bound, valid).
     jump: a one-step run, drawn as a single arrow from the uninformed start (all mass on 'rest')."""
-    t = np.asarray(t, dtype=float)
+    t = np.asarray(progress, dtype=float)
     fig = go.Figure()
     ok = np.asarray(prediction["valid"], bool)
     bound = np.asarray(prediction.get("bound", np.zeros_like(ok)), bool)
@@ -150,18 +137,19 @@ def simplex_figure(prediction: Mapping[str, np.ndarray], t: Sequence[float], cur
     return fig
 
 
-def decoding_error_figure(t: Sequence[float], gamma: Sequence[float], not_final: Sequence[float],
+def decoding_error_figure(progress: Sequence[float], gamma: Sequence[float], not_final: Sequence[float],
                           theory: Sequence[float] | None = None, pending: Sequence[float] | None = None,
                           current: int | None = None, big: bool = False, state_error: Sequence[float] | None = None,
                           label: str = "prediction argmax ≠ final",
                           pending_label: str = "pending (masked / to do)") -> go.Figure:
-    """Share of positions whose argmax is not yet final, vs model time t and vs noise level g.
+    """Share of positions whose argmax is not yet final, vs the run's progress t (the flows' model time) and
+    vs noise level g.
 
     theory: 1 - q(g) at the recorded g (the state's own argmax on the ideal path), from flm_core.schedule;
     state_error: the same share measured on the sampler's own states (flow models).
     pending: a second curve (discrete models: prediction argmax ≠ final, since their tokens are sampled).
     The g panel is left empty for discrete models (g is NaN)."""
-    t, g, err = (np.asarray(v, float) for v in (t, gamma, not_final))
+    t, g, err = (np.asarray(v, float) for v in (progress, gamma, not_final))
     has_g = np.isfinite(g).any()
     fig = make_subplots(rows=1, cols=2, subplot_titles=("vs model time t", "vs noise level g" if has_g else
                                                         "vs g (no g: discrete model)"))
@@ -189,10 +177,10 @@ def decoding_error_figure(t: Sequence[float], gamma: Sequence[float], not_final:
     return _layout(fig, "Decoding error over time", height=360, big=big)
 
 
-def sketch_map_figure(points: np.ndarray, vertices: np.ndarray, t: Sequence[float], current: int | None = None,
-                      highlight: int | None = None, method: str = "PCA", big: bool = False,
-                      max_points: int = 6000) -> go.Figure:
-    """All positions' prediction sketches over the steps (points (S, L, 2), colour t) and the
+def sketch_map_figure(points: np.ndarray, vertices: np.ndarray, progress: Sequence[float],
+                      current: int | None = None, highlight: int | None = None, method: str = "PCA",
+                      big: bool = False, max_points: int = 6000) -> go.Figure:
+    """All positions' prediction sketches over the steps (points (S, L, 2), colour: progress t) and the
     token vertices P[final token] (vertices (L, 2)); `highlight` draws one position's track.
     Beyond `max_points` the background cloud keeps evenly spaced steps (keeps scrubbing light)."""
     pts = np.asarray(points, np.float32)
@@ -200,7 +188,7 @@ def sketch_map_figure(points: np.ndarray, vertices: np.ndarray, t: Sequence[floa
     keep = np.arange(s)
     if s * length > max_points:  # background cloud: evenly spaced steps (current step and track stay exact)
         keep = np.unique(np.round(np.linspace(0, s - 1, max(2, max_points // length))).astype(int))
-    tt = np.repeat(np.asarray(t, np.float32)[keep, None], length, axis=1)
+    tt = np.repeat(np.asarray(progress, np.float32)[keep, None], length, axis=1)
     pos = np.repeat(np.arange(length)[None, :], len(keep), axis=0)
     flat = pts[keep].reshape(-1, 2)
     ok = np.isfinite(flat).all(axis=1)
@@ -266,52 +254,40 @@ def schedule_figure(curves: Mapping[int, Mapping[str, np.ndarray]], model_k: int
 # Benchmarks and training
 # --------------------------------------------------------------------------------------------
 def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), big: bool = False) -> go.Figure:
-    """Gen PPL vs time per sample (log-log) from benchmark rows; session runs (timing only, no PPL)
-    as ticks in a strip below sharing the time axis. Only the panels with data are drawn: rows with a
-    Gen PPL (quality_points) or session runs, at least one of the two."""
-    points = quality_points(rows)
-    has_ppl = bool(points)
+    """Gen PPL vs time per sample (log-log) from benchmark rows, drawn by flm_core.bench.quality_traces;
+    session runs (timing only, no PPL) as ticks in a strip below sharing the time axis. Only the panels
+    with data are drawn: rows with a Gen PPL (quality_points) or session runs, at least one of the two."""
+    has_ppl = bool(quality_points(rows))
     panels = (["ppl"] if has_ppl else []) + (["session"] if session else [])
     if not panels:
         raise ValueError("nothing to draw: no benchmark row with a Gen PPL and no session run")
     row = {name: i + 1 for i, name in enumerate(panels)}
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         row_heights=[0.8, 0.2] if len(panels) == 2 else None)
+    colors = {kind: KIND_COLOR.get(kind, "#777") for kind in {r["kind"] for r in rows}}
+    for trace in quality_traces(rows, colors) if has_ppl else []:
+        fig.add_trace(trace, row["ppl"], 1)
     kinds = sorted({r["kind"] for r in rows} | {r["kind"] for r in session})
-    for kind in kinds:
-        pts = [r for r in points if r["kind"] == kind]
-        if pts:
-            fig.add_trace(go.Scatter(
-                x=[r["seconds_per_sample"] for r in pts], y=[r["gen_ppl"] for r in pts], mode="lines+markers+text",
-                name=KIND_LABEL.get(kind, kind), line=dict(color=KIND_COLOR.get(kind, "#777")),
-                text=[f"{int(r['steps'])}" if r.get("steps") else "" for r in pts],
-                textposition="bottom center" if kind == "fmlm" else "top center",  # FLM and FMLM run close
-                customdata=[[r["model"], r.get("nfe")] for r in pts], marker=dict(size=9),
-                hovertemplate="%{customdata[0]}<br>%{x:.4f} s/sample<br>Gen PPL %{y:.1f}<br>NFE %{customdata[1]}"
-                              "<extra></extra>"), row["ppl"], 1)
+    for kind in sorted({r["kind"] for r in session}):
         mine = [r for r in session if r["kind"] == kind]
-        if mine:
-            fig.add_trace(go.Scatter(
-                x=[r["seconds_per_sample"] for r in mine], y=[KIND_LABEL.get(kind, kind)] * len(mine),
-                mode="markers", name=f"your {KIND_LABEL.get(kind, kind)} runs", showlegend=False,
-                marker=dict(symbol="line-ns-open", size=18, line=dict(width=3), color=KIND_COLOR.get(kind, "#777")),
-                customdata=[[r["model"], r["steps"], r["nfe"]] for r in mine],
-                hovertemplate="%{customdata[0]} · %{customdata[1]} steps · NFE %{customdata[2]}<br>"
-                              "%{x:.4f} s/sample (no PPL)<extra></extra>"), row["session"], 1)
+        fig.add_trace(go.Scatter(
+            x=[r["seconds_per_sample"] for r in mine], y=[kind_label(kind)] * len(mine),
+            mode="markers", name=f"your {kind_label(kind)} runs", showlegend=False,
+            marker=dict(symbol="line-ns-open", size=18, line=dict(width=3), color=KIND_COLOR.get(kind, "#777")),
+            customdata=[[r["model"], r["steps"], r["nfe"]] for r in mine],
+            hovertemplate="%{customdata[0]} · %{customdata[1]} steps · NFE %{customdata[2]}<br>"
+                          "%{x:.4f} s/sample (no PPL)<extra></extra>"), row["session"], 1)
     axis = seconds_axis([r.get("seconds_per_sample") for r in rows] + [r.get("seconds_per_sample") for r in session])
     for i in row.values():
         fig.update_xaxes(row=i, col=1, **axis, **({"title": "time per sample (log scale)"} if i == len(panels) else {}))
-    if "ppl" in row:
-        ppl = [r["gen_ppl"] for r in rows if r.get("gen_ppl")]
-        decades = len(ppl) > 0 and max(ppl) / min(ppl) >= 10  # decade ticks only where they are several
-        span = [float(np.log10(min(ppl))) - 0.2, float(np.log10(max(ppl))) + 0.3] if ppl else None  # room for labels
-        fig.update_yaxes(type="log", dtick=1 if decades else None, title="Gen PPL (log, lower is better)",
-                         range=span, row=row["ppl"], col=1)
-    if not has_ppl:
-        return _layout(fig, "Your runs: time per sample (no Gen PPL without a benchmark)",
-                       height=160 + 40 * len(kinds), big=big)
-    return _layout(fig, "Quality vs speed (labels: sampling steps)" + ("; below: your runs this session" if session
-                                                                    else ""), height=520 if session else 460, big=big)
+    if has_ppl:
+        fig.update_yaxes(title="Gen PPL (log, lower is better)", row=row["ppl"], col=1,
+                         **gen_ppl_axis([r.get("gen_ppl") for r in rows]))
+        return _layout(fig, "Quality vs speed (labels: sampling steps)" + ("; below: your runs this session"
+                                                                        if session else ""),
+                       height=520 if session else 460, big=big)
+    return _layout(fig, "Your runs: time per sample (no Gen PPL without a benchmark)",
+                   height=160 + 40 * len(kinds), big=big)
 
 
 def training_figure(logs: Mapping[str, Sequence[Mapping]], metrics: Sequence[str], big: bool = False,

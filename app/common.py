@@ -14,15 +14,19 @@ import streamlit as st
 import torch
 
 import flm_core
-from flm_core.schedule import alpha_from_gamma
-from app import analysis
-from app.analysis import CheckpointInfo, KIND_LABEL
+from flm_core.kinds import Kind
+from app import catalogue
+from app.catalogue import CheckpointInfo
+from app.kind_style import kind_label
+from app.phrases import steps_phrase
+from flm_core.errors import one_line
+from app.tokens_view import token_strings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_RUNS = 12  # runs kept in the session (each holds its trajectory)
 # A run whose fastest time so far is under RETIME_BELOW_S is repeated (same seed, same result), up to
 # RETIME_RUNS runs, and the fastest time is shown: right after a click the browser redraws the page on the
-# same CPU, which slowed the first 30 ms FMLM run 3-10x on a 2-core machine.
+# same CPU, which can slow a run of a few milliseconds several-fold.
 RETIME_BELOW_S = 0.5
 RETIME_RUNS = 3
 
@@ -36,9 +40,9 @@ def guard(what: str):
     try:
         yield
     except ValueError as err:
-        st.error(f"{what}: {analysis.one_line(err)}", icon="⚠️")
+        st.error(f"{what}: {one_line(err)}", icon="⚠️")
     except Exception as err:  # noqa: BLE001 - the app must never show a traceback
-        st.error(f"{what} failed ({type(err).__name__}): {analysis.one_line(err)}", icon="⚠️")
+        st.error(f"{what} failed ({type(err).__name__}): {one_line(err)}", icon="⚠️")
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,8 +102,8 @@ def kept_choices(key: str, options, default: list) -> None:
 
 def catalog() -> list[CheckpointInfo]:
     """All checkpoints: $FLM_EXPLORER_CHECKPOINTS (default ./checkpoints) plus user-added paths."""
-    roots = analysis.checkpoint_roots(repo_root=REPO_ROOT)
-    return analysis.scan_checkpoints(roots, st.session_state.get("extra_paths", []))
+    roots = catalogue.checkpoint_roots(repo_root=REPO_ROOT)
+    return catalogue.scan_checkpoints(roots, st.session_state.get("extra_paths", []))
 
 
 def usable(infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
@@ -108,19 +112,19 @@ def usable(infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
 
 def benchmarks_path() -> Path:
     """$FLM_EXPLORER_BENCHMARKS, else benchmarks.json in the first checkpoint folder."""
-    explicit = os.environ.get(analysis.ENV_BENCHMARKS)
+    explicit = os.environ.get(catalogue.ENV_BENCHMARKS)
     if explicit:
         return Path(explicit)
-    return analysis.checkpoint_roots(repo_root=REPO_ROOT)[0] / "benchmarks.json"
+    return catalogue.checkpoint_roots(repo_root=REPO_ROOT)[0] / "benchmarks.json"
 
 
 @st.cache_resource(max_entries=16, show_spinner="Loading model…")
 def load_pipeline(path: str, mtime: float):
-    """flm_core.load, once per (path, file time); warms the schedule table so the first click is fast."""
+    """flm_core.load, once per (path, file time), warmed so that the first click times generation only: a
+    one-step run builds the schedule table and warms torch's kernels; where a run makes a fixed seq_len - 1
+    calls whatever it is asked (AR), one forward pass of two tokens does."""
     pipe = flm_core.load(path)
-    if pipe.kind in ("flm", "fmlm"):
-        alpha_from_gamma(torch.tensor([0.5]), pipe.vocab_size)  # builds the cached alpha/gamma table
-    if pipe.kind == "ar":  # one forward pass warms torch's kernels (a full AR run would take L-1 calls)
+    if pipe.spec.fixed_steps:
         pipe.logits(torch.zeros(1, 2, dtype=torch.long), 0.0)
     else:
         pipe.generate(1, 1, 0, record=True)
@@ -131,7 +135,7 @@ def load_pipeline(path: str, mtime: float):
 def token_table(path: str, mtime: float) -> list[str]:
     """Printable string of every token id of a checkpoint's tokenizer."""
     pipe = load_pipeline(path, mtime)
-    return analysis.token_strings(pipe.tokenizer, pipe.vocab_size)
+    return token_strings(pipe.tokenizer, pipe.vocab_size)
 
 
 def pipeline_for(info: CheckpointInfo):
@@ -152,7 +156,7 @@ def run_key(info: CheckpointInfo, steps: int, seed: int, n: int, prefix: str = "
 def run_label(run: dict) -> str:
     gen = run["gen"]
     prompt = (run["prefix"] + (f" … {run['suffix']}" if run["suffix"] else "")).strip()
-    return (f"{KIND_LABEL.get(run['kind'], run['kind'])} · {run['name']} · {analysis.steps_phrase(gen.steps)}"
+    return (f"{kind_label(run['kind'])} · {run['name']} · {steps_phrase(gen.steps)}"
             f" · seed {run['seed']} · {run['n']} sample{'s' if run['n'] > 1 else ''}"
             + (f" · prompt “{textwrap.shorten(prompt, 40, placeholder='…')}”" if prompt else ""))
 
@@ -201,14 +205,14 @@ def progress_reporter(bar, label: str, min_interval: float = 0.5) -> Callable[[i
     return report
 
 
-def checkpoint_selector(label: str, infos: list[CheckpointInfo], key: str, kinds: tuple[str, ...] | None = None,
-                        default_kind: str | None = None) -> CheckpointInfo | None:
-    """A selectbox over usable checkpoints (optionally of some kinds)."""
-    options = [c for c in usable(infos) if kinds is None or c.kind in kinds]
+def checkpoint_selector(label: str, infos: list[CheckpointInfo], key: str,
+                        prefer: Callable[[Kind], bool] | None = None) -> CheckpointInfo | None:
+    """A selectbox over usable checkpoints, first set to the first whose kind `prefer` accepts."""
+    options = usable(infos)
     if not options:
         return None
     by_path = {c.path: c for c in options}
-    index = next((i for i, c in enumerate(options) if c.kind == default_kind), 0)
+    index = next((i for i, c in enumerate(options) if prefer is not None and prefer(c.spec)), 0)
     if st.session_state.get(key) not in by_path:
         st.session_state[key] = options[index].path
     choice = st.selectbox(label, list(by_path), format_func=lambda p: by_path[p].label, key=key)

@@ -14,7 +14,8 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts only app/ on t
 
 import streamlit as st  # noqa: E402
 
-from app import analysis, common  # noqa: E402
+from app import catalogue, common  # noqa: E402
+from flm_core.errors import one_line  # noqa: E402
 
 st.set_page_config(page_title="FLM Explorer", page_icon=":material/waves:", layout="wide")
 
@@ -34,13 +35,13 @@ def add_path() -> None:
     """Callback of the sidebar's path box: accept only existing checkpoint directories."""
     text = st.session_state.get("user_path", "")
     try:
-        path = analysis.validate_user_path(text, analysis.allowed_roots(repo_root=common.REPO_ROOT))
-        info = analysis.describe_checkpoint(path)
+        path = catalogue.validate_user_path(text, catalogue.allowed_roots(repo_root=common.REPO_ROOT))
+        info = catalogue.describe_checkpoint(path)
         if info.error:
             raise ValueError(info.error)
         common.load_pipeline(info.path, info.mtime)  # incompatible weights fail here, once
     except Exception as err:  # noqa: BLE001 - shown as a message, never a traceback
-        st.session_state["path_error"] = analysis.one_line(err)
+        st.session_state["path_error"] = one_line(err)
         return
     st.session_state.pop("path_error", None)
     extra = st.session_state.setdefault("extra_paths", [])
@@ -54,7 +55,7 @@ with st.sidebar:
               help="Large type for talks; the Trajectory page plays by itself.")
     infos = common.catalog()
     good = common.usable(infos)
-    roots = ", ".join(str(r) for r in analysis.checkpoint_roots(repo_root=common.REPO_ROOT))
+    roots = ", ".join(str(r) for r in catalogue.checkpoint_roots(repo_root=common.REPO_ROOT))
     st.caption(f"**{len(good)} checkpoint{'s' if len(good) != 1 else ''}** in {roots}")
     with st.expander("Checkpoints", expanded=not good):
         for c in infos:

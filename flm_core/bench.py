@@ -3,7 +3,7 @@
     evaluate_checkpoint(...)  -> one dict (the `evaluate` CLI)
     run_bench(...)            -> {"rows", "speedups", "environment", "settings"} (the `bench` CLI)
     write_outputs(result, out) -> benchmarks.json, benchmarks.md, benchmarks.html, benchmarks.plotly.json
-    speedups(rows)            -> how much faster one-step FMLM is than each other model at equal quality
+    matched_speedups(rows)    -> how much faster one-step FMLM is than each other model at equal quality
 
 A row holds: model, checkpoint, kind, steps, nfe, num_samples, seed, seconds (median generation
 seconds of the batch), seconds_per_sample, seconds_repeats, tokens_per_second, gen_ppl, entropy,
@@ -28,11 +28,14 @@ import numpy as np
 import torch
 
 from flm_core import metrics
+from flm_core.checkpoint import atomic_write_text, json_safe
+from flm_core.environment import processor_name
+from flm_core.kinds import KINDS, kind_of
+from flm_core.schedule import STEP_GRID
 from flm_core.tokens import decode
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 ENTROPY_TOLERANCE = 0.1  # "matches FMLM's quality": Gen PPL <= FMLM's and entropy within 10% of FMLM's
 QUALITY_KEYS = ("gen_ppl", "entropy", "mauve", "memorization", "word_validity")
 
@@ -134,18 +137,10 @@ def _prepare_scorers(evaluator: str | None, mauve: bool, device: str):
 
 def environment(device: str = "cpu") -> dict[str, Any]:
     """Where the figures were measured: versions, processor, threads, accelerator."""
-    processor = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                processor = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     env = {
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-        "platform": platform.platform(), "processor": processor, "cpu_count": os.cpu_count(),
+        "platform": platform.platform(), "processor": processor_name(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "device": device,
     }
     if str(device).startswith("cuda") and torch.cuda.is_available():
@@ -155,19 +150,6 @@ def environment(device: str = "cpu") -> dict[str, Any]:
 
 def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
-
-
-def _json_safe(obj):
-    """NaN and infinities -> None, numpy scalars -> Python, so the JSON is valid."""
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def _same_path(a, b) -> bool:
@@ -216,7 +198,7 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, steps: int = 32, num_sam
     result["data"] = {k: data[k] for k in ("num_samples", *QUALITY_KEYS)}
     if reference.notes:
         result["notes"] = dict(reference.notes)
-    return _json_safe(result)
+    return json_safe(result)
 
 
 def format_evaluation(result: dict[str, Any]) -> str:
@@ -246,7 +228,7 @@ def _labels(checkpoints: Sequence[str]) -> list[str]:
 
 
 def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None = None,
-              steps: Sequence[int] = DEFAULT_STEPS, max_steps: int | None = None, num_samples: int = 16,
+              steps: Sequence[int] = STEP_GRID, max_steps: int | None = None, num_samples: int = 16,
               seed: int = 0, repeats: int = 3, mauve: bool = True, device: str = "cpu",
               val_blocks: int = 256) -> dict[str, Any]:
     """Every checkpoint x steps (AR: its one setting, L - 1 calls) with the same seed and sample count.
@@ -267,7 +249,7 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
     for label, checkpoint in zip(_labels(checkpoints), checkpoints):
         pipe = load(checkpoint, device=device)
         val = metrics.validation_nll(pipe, data_dir, max_blocks=val_blocks, seed=seed)
-        for n in ([pipe.seq_len - 1] if pipe.kind == "ar" else grid):
+        for n in ([pipe.sampler.num_steps(1)] if pipe.spec.fixed_steps else grid):
             log.info("bench %s: %d steps", label, n)
             gen = pipe.generate(num_samples, n, seed=seed)  # warm-up; its samples are the ones scored
             times = [pipe.generate(num_samples, n, seed=seed).seconds for _ in range(repeats)]
@@ -283,7 +265,7 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
             rows.append(row)
     rows.append(_data_row(reference, scorer, encoder))
     result = {
-        "rows": rows, "speedups": speedups(rows), "environment": environment(device),
+        "rows": rows, "speedups": matched_speedups(rows), "environment": environment(device),
         "settings": {"checkpoints": [str(c) for c in checkpoints], "data": str(data_dir), "evaluator": evaluator,
                      "steps": grid, "max_steps": max_steps, "num_samples": num_samples, "seed": seed,
                      "repeats": repeats, "mauve": mauve, "val_blocks": val_blocks,
@@ -291,10 +273,10 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
     }
     if reference.notes:
         result["notes"] = dict(reference.notes)
-    return _json_safe(result)
+    return json_safe(result)
 
 
-def speedups(rows: Sequence[dict], entropy_tolerance: float = ENTROPY_TOLERANCE) -> list[dict[str, Any]]:
+def matched_speedups(rows: Sequence[dict], entropy_tolerance: float = ENTROPY_TOLERANCE) -> list[dict[str, Any]]:
     """For each one-step FMLM row F and each other model M: the fastest setting of M that matches F's
     quality (gen_ppl <= F's gen_ppl and |entropy - F's entropy| <= tolerance * F's entropy) and
     speedup = its seconds_per_sample / F's. matched is False (speedup None) when no setting of M matches.
@@ -304,7 +286,7 @@ def speedups(rows: Sequence[dict], entropy_tolerance: float = ENTROPY_TOLERANCE)
     models = list(dict.fromkeys(r["model"] for r in rows))
     out = []
     for ref in rows:
-        if ref["kind"] != "fmlm" or ref["steps"] != 1 or not all(
+        if not kind_of(ref["kind"]).two_times or ref["steps"] != 1 or not all(
                 _finite(ref.get(k)) for k in ("gen_ppl", "entropy", "seconds_per_sample")):
             continue
         for model in models:
@@ -384,28 +366,68 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(result: dict[str, Any]):
-    """Plotly figure: Gen PPL vs seconds per sample (both log), one line per model, labels = steps,
-    the data's Gen PPL as a dashed line, dotted connectors for the one-step FMLM speedups."""
+def seconds_axis(values: Sequence[float | None]) -> dict:
+    """Log-axis settings for times in seconds: ticks at 1, 2, 5 x 10^k (decades only when the values span
+    more than three) labelled with their unit ("50 ms", "2 s"), and a range that spans the values, so that
+    a panel without data shows the axis too. {} without a positive value."""
+    values = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
+    if not values:
+        return {}
+    lo, hi = min(values) / 1.6, max(values) * 1.6
+    mantissas = (1,) if hi / lo > 1e3 else (1, 2, 5)
+    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+             for m in mantissas]
+    ticks = [t for t in ticks if lo <= t <= hi] or [min(values)]
+    text = [f"{t * 1e3:.3g} ms" if t < 1 else f"{t:.3g} s" for t in ticks]
+    return dict(type="log", tickvals=ticks, ticktext=text, range=[math.log10(lo), math.log10(hi)])
+
+
+def gen_ppl_axis(values: Sequence[float | None]) -> dict:
+    """Log-axis settings for Gen PPL: decade ticks only where the values span several decades, and room
+    below and above the points for their step labels."""
+    values = [v for v in values if v]
+    if not values:
+        return dict(type="log")
+    decades = max(values) / min(values) >= 10
+    return dict(type="log", dtick=1 if decades else None,
+                range=[math.log10(min(values)) - 0.2, math.log10(max(values)) + 0.3])
+
+
+def quality_traces(rows: Sequence[dict], colors: dict[str, str] | None = None) -> list:
+    """The headline lines: per model, Gen PPL vs seconds per sample of its settings (by steps, each point
+    labelled with its step count), named by its kind's label (and the model where a kind has several).
+    Rows without both figures, and the data row, are left out; colors: kind -> line colour."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
-    rows = [r for r in result["rows"] if r["kind"] != "data"]
-    for model in dict.fromkeys(r["model"] for r in rows):
-        pts = sorted((r for r in rows if r["model"] == model and _finite(r.get("gen_ppl"))
-                      and _finite(r.get("seconds_per_sample"))), key=lambda r: r["steps"])
-        if not pts:
-            continue
-        fig.add_trace(go.Scatter(
-            x=[r["seconds_per_sample"] for r in pts], y=[r["gen_ppl"] for r in pts],
-            mode="lines+markers+text", name=f"{model} ({pts[0]['kind']})",
-            text=[str(r["steps"]) for r in pts], textposition="top center",
-            customdata=[[r["steps"], r["nfe"], _fmt(r.get("entropy")), _fmt(r.get("mauve"), 3)] for r in pts],
-            hovertemplate="%{fullData.name}<br>steps %{customdata[0]} (NFE %{customdata[1]})<br>"
-                          "Gen PPL %{y:.4g}<br>%{x:.3g} s/sample<br>entropy %{customdata[2]}<br>"
-                          "MAUVE %{customdata[3]}<extra></extra>"))
-    data = next((r for r in result["rows"] if r["kind"] == "data"), None)
-    xs = [r["seconds_per_sample"] for r in rows if _finite(r.get("seconds_per_sample"))]
+    rows = [r for r in rows if r["kind"] in KINDS and _finite(r.get("gen_ppl"))
+            and _finite(r.get("seconds_per_sample"))]
+    models = sorted(dict.fromkeys((r["kind"], r["model"]) for r in rows))
+    several = {kind for kind in {k for k, _ in models} if sum(k == kind for k, _ in models) > 1}
+    traces = []
+    for kind, model in models:
+        pts = sorted((r for r in rows if r["model"] == model), key=lambda r: r.get("steps") or 0)
+        spec = KINDS[kind]
+        traces.append(go.Scatter(
+            x=[r["seconds_per_sample"] for r in pts], y=[r["gen_ppl"] for r in pts], mode="lines+markers+text",
+            name=spec.label + (f" · {model}" if kind in several else ""),
+            line=dict(color=(colors or {}).get(kind)), marker=dict(size=9),
+            text=[f"{int(r['steps'])}" if r.get("steps") else "" for r in pts],
+            textposition="bottom center" if spec.two_times else "top center",  # a flow map runs close to its teacher
+            customdata=[[r["model"], r.get("nfe")] for r in pts],
+            hovertemplate="%{customdata[0]}<br>%{x:.4f} s/sample<br>Gen PPL %{y:.1f}<br>NFE %{customdata[1]}"
+                          "<extra></extra>"))
+    return traces
+
+
+def figure(result: dict[str, Any]):
+    """Plotly figure of a bench result: Gen PPL vs seconds per sample (both log, `quality_traces`), the
+    data's Gen PPL as a dashed line, dotted connectors for the one-step FMLM speedups."""
+    import plotly.graph_objects as go
+
+    rows = result["rows"]
+    fig = go.Figure(quality_traces(rows))
+    data = next((r for r in rows if r["kind"] == "data"), None)
+    xs = [r["seconds_per_sample"] for r in rows if r["kind"] != "data" and _finite(r.get("seconds_per_sample"))]
     if data and _finite(data.get("gen_ppl")) and xs:  # a trace, not add_hline: its label misplaces on log axes
         fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[data["gen_ppl"]] * 2, mode="lines",
                                  name=f"validation data ({data['gen_ppl']:.4g})",
@@ -422,58 +444,58 @@ def figure(result: dict[str, Any]):
         fig.add_annotation(text="<br>".join(notes), xref="paper", yref="paper", x=0.99, y=0.99,
                            xanchor="right", yanchor="top", showarrow=False, align="right",
                            bgcolor="rgba(255,255,255,0.8)")
-    fig.update_layout(title="Generative perplexity vs sampling time (labels: steps)",
-                      xaxis_title="seconds per sample (log)", yaxis_title="Gen PPL (log)",
-                      template="plotly_white", legend_title_text="model")
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
+    fig.update_layout(title="Generative perplexity vs sampling time (labels: steps)", template="plotly_white",
+                      legend_title_text="model")
+    fig.update_xaxes(title="seconds per sample (log)", **seconds_axis(xs))
+    fig.update_yaxes(title="Gen PPL (log)", **gen_ppl_axis([r.get("gen_ppl") for r in rows]))
     return fig
 
 
-CARD_SECTION = "## Benchmark"
+BENCH_HEADER = ["Steps", "NFE", "Gen PPL", "Entropy", "MAUVE", "Memorization", "Word validity", "s/sample"]
 
 
 def update_model_cards(result: dict[str, Any]) -> list[str]:
-    """Rewrite the "## Benchmark" section of each benchmarked checkpoint's README.md: its rows, the
-    data row, and unedited samples of its most-steps setting (FMLM: one step)."""
-    from flm_core.checkpoint import CARD_FILE, atomic_write_text
+    """Set the benchmark of each benchmarked checkpoint's card data (card.json) and re-render its README.md:
+    its rows, the data row, and unedited samples of its most-steps setting (FMLM: one step). Returns the
+    README paths written."""
+    from flm_core.cards import CARD_FILE, read_card_data, write_card
+    from flm_core.checkpoint import CONFIG_FILE
+    from flm_core.config import RunConfig
+    from flm_core.models import parameter_count
 
     data = next((r for r in result["rows"] if r["kind"] == "data"), None)
     st = result["settings"]
     written = []
     for checkpoint in st["checkpoints"]:
         rows = sorted((r for r in result["rows"] if r.get("checkpoint") == checkpoint), key=lambda r: r["steps"])
-        card_path = Path(checkpoint) / CARD_FILE
-        if not rows or not card_path.is_file():
+        if not rows:
             continue
-        lines = [CARD_SECTION, "",
-                 f"From `python -m flm_core bench` ({st['num_samples']} samples, seed {st['seed']}, evaluator "
-                 f"`{st['evaluator']}`, {result['environment']['device']}, {result['environment']['timestamp']}):",
-                 "", "| Steps | NFE | Gen PPL | Entropy | MAUVE | Memorization | Word validity | s/sample |",
-                 "|--:|--:|--:|--:|--:|--:|--:|--:|"]
-        for r in rows + ([data] if data else []):
-            lines.append("| " + " | ".join([
-                "data" if r["kind"] == "data" else _fmt(r["steps"]), _fmt(r.get("nfe")), _fmt(r.get("gen_ppl")),
-                _fmt(r.get("entropy")), _fmt(r.get("mauve"), 3), _fmt(r.get("memorization"), 3),
-                _fmt(r.get("word_validity"), 3), _fmt(r.get("seconds_per_sample"), 3)]) + " |")
-        shown = rows[0] if rows[0]["kind"] == "fmlm" else rows[-1]
+        config = RunConfig.load(Path(checkpoint) / CONFIG_FILE)
+        card = read_card_data(checkpoint)
+        card["parameters"] = card["parameters"] or parameter_count(config.model)
+        table = [["data" if r["kind"] == "data" else _fmt(r["steps"]), _fmt(r.get("nfe")), _fmt(r.get("gen_ppl")),
+                  _fmt(r.get("entropy")), _fmt(r.get("mauve"), 3), _fmt(r.get("memorization"), 3),
+                  _fmt(r.get("word_validity"), 3), _fmt(r.get("seconds_per_sample"), 3)]
+                 for r in rows + ([data] if data else [])]
+        shown = rows[0] if kind_of(rows[0]["kind"]).two_times else rows[-1]  # a flow map's point is one step
         unit = "step" if shown["steps"] == 1 else "steps"
-        lines += ["", f"Unedited samples ({shown['steps']} {unit}, seed {st['seed']}):", ""]
-        lines += ["```text\n" + text.strip() + "\n```" for text in shown.get("examples", [])]
-        card = card_path.read_text(encoding="utf-8").split(CARD_SECTION)[0].rstrip()
-        atomic_write_text(card_path, card + "\n\n" + "\n".join(lines) + "\n")
-        written.append(str(card_path))
+        card["benchmark"] = {
+            "summary": f"From `python -m flm_core bench` ({st['num_samples']} samples, seed {st['seed']}, evaluator "
+                       f"`{st['evaluator']}`, {result['environment']['device']}, {result['environment']['timestamp']}):",
+            "header": BENCH_HEADER, "rows": table,
+            "samples_title": f"Unedited samples ({shown['steps']} {unit}, seed {st['seed']}):",
+            "samples": [text.strip() for text in shown.get("examples", [])]}
+        write_card(checkpoint, config, card)
+        written.append(str(Path(checkpoint) / CARD_FILE))
     return written
 
 
 def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike) -> dict[str, str]:
     """Write benchmarks.json, benchmarks.md, benchmarks.html (self-contained) and benchmarks.plotly.json."""
-    from flm_core.checkpoint import atomic_write_text
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / f"benchmarks.{name}" for name in ("json", "md", "html", "plotly.json")}
-    atomic_write_text(paths["json"], json.dumps(_json_safe(result), indent=2) + "\n")
+    atomic_write_text(paths["json"], json.dumps(json_safe(result), indent=2) + "\n")
     atomic_write_text(paths["md"], markdown_table(result))
     fig = figure(result)
     atomic_write_text(paths["plotly.json"], fig.to_json())

@@ -1,4 +1,5 @@
-"""Checkpoint directories: our format (config.json + model.safetensors + tokenizer.json + README.md).
+"""Checkpoint directories: our format (config.json + model.safetensors + tokenizer.json + README.md),
+and the file helpers every writer in flm_core uses: atomic writes, JSON lines, strict JSON.
 
 Nothing here unpickles. Writes are atomic (temporary file, fsync, os.replace), so a crash leaves
 either the old file or the new one.
@@ -6,20 +7,26 @@ either the old file or the new one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from flm_core.config import ConfigError, RunConfig
+from flm_core.errors import one_line
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 CARD_FILE = "README.md"
+CARD_DATA_FILE = "card.json"  # the card's record (flm_core.cards); README.md is rendered from it
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -27,10 +34,14 @@ class CheckpointError(ValueError):
     """A checkpoint directory is missing, incomplete, corrupted or inconsistent."""
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """write(tmp) fills a temporary file beside `path` (named .<name>.*.tmp), which is then fsync'd and
+    renamed over `path`: readers see the old file or the whole new one, never a part."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    tmp = Path(name)
     try:
         write(tmp)
         os.chmod(tmp, 0o644)
@@ -38,17 +49,16 @@ def _atomic(path: Path, write) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -59,7 +69,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({str(err).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file ({one_line(err)})") from None
 
 
 def export_weights(network: torch.nn.Module, half: bool) -> dict[str, torch.Tensor]:
@@ -70,7 +80,7 @@ def export_weights(network: torch.nn.Module, half: bool) -> dict[str, torch.Tens
 
 def save_checkpoint(directory: Path, config: RunConfig, network: torch.nn.Module, tokenizer_json: str,
                     card: str | None = None, half: bool = False) -> None:
-    """Write the Contract-3 directory: config.json, model.safetensors, tokenizer.json (+ README.md)."""
+    """Write a checkpoint directory: config.json, model.safetensors, tokenizer.json (+ README.md)."""
     directory = Path(directory)
     atomic_save_tensors(directory / WEIGHTS_FILE, export_weights(network, half), metadata={"kind": config.kind})
     atomic_write_text(directory / TOKENIZER_FILE, tokenizer_json)
@@ -99,7 +109,7 @@ def export_checkpoint(source: Path, destination: Path, half: bool = True) -> Non
     stored = {k: (v.half() if half and v.is_floating_point() else v) for k, v in weights.items()}
     atomic_save_tensors(destination / WEIGHTS_FILE, stored, metadata={"kind": config.kind})
     config.save(destination / CONFIG_FILE)
-    for name in (TOKENIZER_FILE, CARD_FILE, METRICS_FILE):
+    for name in (TOKENIZER_FILE, CARD_DATA_FILE, CARD_FILE, METRICS_FILE):
         if (source / name).is_file():
             atomic_write_text(destination / name, (source / name).read_text(encoding="utf-8"))
 
@@ -126,6 +136,7 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file (none if it is missing); lines that do not parse are skipped."""
     records = []
     if Path(path).is_file():
         for line in Path(path).read_text(encoding="utf-8").splitlines():
@@ -134,3 +145,17 @@ def read_jsonl(path: Path) -> list[dict]:
             except json.JSONDecodeError:
                 continue
     return records
+
+
+def json_safe(obj: Any) -> Any:
+    """Nested dicts / lists / tuples with NaN and infinities turned into None and numpy scalars into
+    Python numbers, so that json.dumps(..., allow_nan=False) accepts them (strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -12,11 +12,10 @@ import shlex
 import sys
 
 from flm_core.config import MODEL_PRESETS, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
+from flm_core.errors import one_line
+from flm_core.kinds import KINDS, kind_of
 
 log = logging.getLogger("flm_core")
-
-OBJECTIVES = {"flm": "flm", "mdlm": "mdlm", "ar": "ar"}
-
 
 def _prepare_data(args: argparse.Namespace) -> None:
     from flm_core.data import prepare
@@ -30,6 +29,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     from flm_core.data import load_manifest
     from flm_core.tokens import load_tokenizer
 
+    spec = kind_of(args.kind)
     manifest = load_manifest(args.data)
     vocab_size = load_tokenizer(args.data).get_vocab_size()
     model = dict(MODEL_PRESETS[args.preset])
@@ -39,31 +39,28 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     seq_len = manifest["settings"]["seq_len"]
     learnable_loss_weighting = args.learnable_loss_weighting
     if args.init_from:  # a warm start keeps the shape (and dropout) of the checkpoint it continues
-        init = _checkpoint_config(args.init_from)
-        if init.kind != args.kind:
-            raise ValueError(f"--init-from {args.init_from} holds a {init.kind} model, not {args.kind}")
+        init = _checkpoint_config(args.init_from)  # its kind is checked by the trainer
         shape = ("hidden_size", "n_blocks", "n_heads", "cond_dim", "dropout")
         given = [f"--{k.replace('_', '-')}" for k in shape if getattr(args, k) is not None]
         if given or args.learnable_loss_weighting:
             given += ["--learnable-loss-weighting"] if args.learnable_loss_weighting else []
             raise ValueError(f"--init-from {args.init_from} fixes the model's shape: drop {', '.join(given)}")
-        if _checkpoint_tokenizer(args.init_from) != load_tokenizer(args.data).to_str():
-            raise ValueError(f"--init-from {args.init_from} was trained with another tokenizer than {args.data}: "
-                             f"prepare the data with that checkpoint's tokenizer or start from scratch")
+        _require_data_tokenizer("--init-from", args.init_from, args.data)
         model = {k: getattr(init.model, k) for k in shape}
         learnable_loss_weighting = init.model.learnable_loss_weighting
-    elif args.kind == "fmlm":
+    elif spec.two_times:  # a flow map starts from its teacher's shape
         teacher = _checkpoint_config(args.teacher)  # the weights are read once, by the trainer
+        _require_data_tokenizer("--teacher", args.teacher, args.data)
         model = {k: getattr(teacher.model, k) for k in ("hidden_size", "n_blocks", "n_heads", "cond_dim")}
         model["dropout"] = 0.0 if args.dropout is None else args.dropout  # targets come from the student itself
     objective = ObjectiveConfig(
-        name=f"fmlm-{args.objective}" if args.kind == "fmlm" else OBJECTIVES[args.kind],
-        boundary_prob=args.boundary_prob, teacher=args.teacher if args.kind == "fmlm" else None)
+        name=f"{spec.name}-{args.objective}" if spec.two_times else spec.objective_names[0],
+        boundary_prob=args.boundary_prob, teacher=args.teacher if spec.two_times else None)
     training = TrainConfig(**{k: v for k, v in vars(args).items()
                               if k in TrainConfig.__dataclass_fields__ and v is not None})
     return RunConfig(kind=args.kind, objective=objective, training=training,
-                     model=ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=args.kind == "ar",
-                                       double_time=args.kind == "fmlm",
+                     model=ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=spec.causal,
+                                       double_time=spec.two_times,
                                        learnable_loss_weighting=learnable_loss_weighting, **model))
 
 
@@ -75,26 +72,27 @@ def _checkpoint_config(directory: str) -> RunConfig:
     return RunConfig.load(Path(directory) / CONFIG_FILE)
 
 
-def _checkpoint_tokenizer(directory: str) -> str:
+def _require_data_tokenizer(flag: str, directory: str, data: str) -> None:
+    """A checkpoint that starts or teaches a run must share the data's tokenizer (same ids, same K)."""
     from pathlib import Path
 
     from flm_core.checkpoint import TOKENIZER_FILE
     from flm_core.tokens import load_tokenizer
 
-    return load_tokenizer(Path(directory) / TOKENIZER_FILE).to_str()
+    theirs, ours = load_tokenizer(Path(directory) / TOKENIZER_FILE), load_tokenizer(data)
+    if theirs.to_str() != ours.to_str():
+        raise ValueError(f"{flag} {directory} was trained with another tokenizer than {data} (vocabulary "
+                         f"{theirs.get_vocab_size()} vs {ours.get_vocab_size()}): use the data folder that "
+                         "checkpoint was trained on, or a checkpoint trained on this data")
 
 
 def _train(args: argparse.Namespace) -> None:
-    from pathlib import Path
+    from flm_core.train import saved_run_config, train
 
-    from flm_core.train import STATE_DIR, train
-
-    if args.kind == "fmlm" and not args.teacher:
-        raise ValueError("train fmlm needs --teacher DIR (an FLM checkpoint directory)")
-    state = Path(args.out) / STATE_DIR / "LATEST"
-    if args.resume and state.is_file():
-        saved = json.loads((state.parent / state.read_text().strip() / "state.json").read_text())
-        config = RunConfig.from_dict(saved["config"])
+    if kind_of(args.kind).two_times and not args.teacher:
+        raise ValueError(f"train {args.kind} needs --teacher DIR (an FLM checkpoint directory)")
+    config = saved_run_config(args.out) if args.resume else None
+    if config is not None:
         for name in ("max_steps", "max_minutes"):
             if getattr(args, name) is not None:
                 setattr(config.training, name, getattr(args, name))
@@ -154,22 +152,21 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def _bench_speed(args: argparse.Namespace) -> None:
-    import platform
     from pathlib import Path
 
     import torch
 
     from flm_core import speed
     from flm_core.checkpoint import atomic_write_text
+    from flm_core.environment import hardware
     from flm_core.pipeline import load
     from flm_core.train import use_bf16
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else
-              f"CPU {platform.processor() or platform.machine()}", "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "sampling": [], "training": []}
+    result = {"device": hardware(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "sampling": [], "training": []}
     for path in args.checkpoints:
         pipe = load(path, device=args.device)
         for steps in args.steps:
@@ -190,6 +187,7 @@ def _bench_speed(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from flm_core.data import DEFAULT_SEQ_LEN, DEFAULT_SOURCE, DEFAULT_VOCAB_SIZE
+    from flm_core.schedule import STEP_GRID
 
     parser = argparse.ArgumentParser(prog="python -m flm_core", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
@@ -206,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_prepare_data)
 
     p = sub.add_parser("train", help="train a model of one kind")
-    p.add_argument("kind", choices=["flm", "fmlm", "mdlm", "ar"])
+    p.add_argument("kind", choices=list(KINDS))
     p.add_argument("--data", required=True, help="folder written by prepare-data")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
@@ -234,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, nargs="+", default=[1, 32])
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--train-kinds", nargs="*", default=["flm", "ar"], choices=["flm", "flm-dense", "ar"],
+    p.add_argument("--train-kinds", nargs="*", default=["flm", "ar"], choices=["flm", "flm-dense", "mdlm", "ar"],
                    help="flm-dense: the FLM loss with K-wide noise instead of the low-rank draw")
     p.add_argument("--train-preset", choices=sorted(MODEL_PRESETS), default="cpu")
     p.add_argument("--train-batch", type=int, default=64)
@@ -281,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--data", required=True, help="prepared data folder")
     p.add_argument("--evaluator", help="AR checkpoint or local Hugging Face causal LM folder for Gen PPL")
-    p.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+    p.add_argument("--steps", type=int, nargs="+", default=list(STEP_GRID))
     p.add_argument("--max-steps", type=int, default=None, help="skip step counts above this")
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
@@ -307,7 +305,6 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - the CLI contract: one line, no traceback
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     return 0

@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-KINDS = ("flm", "fmlm", "mdlm", "ar")
 FORMAT_VERSION = 1
 
 
@@ -48,17 +47,6 @@ class ModelConfig:
         if self.causal and self.double_time:
             raise ConfigError("a causal (AR) model has no time inputs, so double_time must be false")
 
-    def num_parameters_estimate(self) -> int:
-        """Parameter count from the shapes alone (checked before allocating anything)."""
-        d, c, k = self.hidden_size, self.cond_dim, self.vocab_size
-        block = 3 * d * d + d * d + 8 * d * d + 5 * d + 2 * d + (0 if self.causal else c * 6 * d + 6 * d)
-        time = 0 if self.causal else (256 * c + c + c * c + c) * (2 if self.double_time else 1)
-        # LearnableLossWeighting: its own time embedder, then Linear(c, 128) - GELU - Linear(128, 1)
-        weighting = 256 * c + c + c * c + c + c * 128 + 128 + 128 + 1
-        weighting = weighting if self.learnable_loss_weighting and not self.causal else 0
-        return (2 * k * d + k + d + self.n_blocks * block + time + weighting
-                + (0 if self.causal else c * 2 * d + 2 * d))
-
 
 # Presets: "tiny" for tests, "cpu" the CPU default, "small" the paper's size (768/12/12, cond 128).
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
@@ -78,7 +66,9 @@ class ObjectiveConfig:
     teacher: str | None = None  # FMLM: path of the FLM teacher checkpoint
 
     def validate(self) -> None:
-        names = ("flm", "fmlm-semigroup", "fmlm-lagrangian", "mdlm", "ar")
+        from flm_core.kinds import KINDS  # the table imports the networks, which import this module
+
+        names = tuple(name for kind in KINDS.values() for name in kind.objective_names)
         if self.name not in names:
             raise ConfigError(f"objective must be one of {names}, got {self.name!r}")
         if not 0.0 <= self.boundary_prob <= 1.0:
@@ -132,16 +122,22 @@ class RunConfig:
     format_version: int = FORMAT_VERSION
 
     def validate(self) -> None:
+        from flm_core.kinds import KINDS  # the table imports the networks, which import this module
+
         if self.kind not in KINDS:
-            raise ConfigError(f"kind must be one of {KINDS}, got {self.kind!r}")
+            raise ConfigError(f"kind must be one of {tuple(KINDS)}, got {self.kind!r}")
+        spec = KINDS[self.kind]
         if isinstance(self.format_version, bool) or self.format_version != FORMAT_VERSION:
             raise ConfigError(f"format_version {self.format_version!r} is not supported (expected {FORMAT_VERSION})")
         self.model.validate()
         self.objective.validate()
         self.training.validate()
-        if (self.kind == "fmlm") != self.model.double_time:
+        if self.objective.name not in spec.objective_names:
+            raise ConfigError(f"a {self.kind} model trains with {' or '.join(spec.objective_names)}, "
+                              f"not objective {self.objective.name!r}")
+        if spec.two_times != self.model.double_time:
             raise ConfigError(f"kind {self.kind!r} does not match double_time={self.model.double_time}")
-        if (self.kind == "ar") != self.model.causal:
+        if spec.causal != self.model.causal:
             raise ConfigError(f"kind {self.kind!r} does not match causal={self.model.causal}")
 
     def to_dict(self) -> dict[str, Any]:

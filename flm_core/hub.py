@@ -15,12 +15,13 @@ from typing import Any
 from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
-from flm_core.checkpoint import (CARD_FILE, CONFIG_FILE, METRICS_FILE, TOKENIZER_FILE, WEIGHTS_FILE,
+from flm_core.checkpoint import (CARD_DATA_FILE, CARD_FILE, CONFIG_FILE, METRICS_FILE, TOKENIZER_FILE, WEIGHTS_FILE,
                                  CheckpointError)
+from flm_core.errors import one_line
 
 log = logging.getLogger(__name__)
 
-HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, CARD_FILE, METRICS_FILE)
+HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, CARD_FILE, CARD_DATA_FILE, METRICS_FILE)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -64,16 +65,26 @@ def pull(repo_id: str, *, revision: str | None = None, cache_dir: str | Path | N
         return Path(snapshot_download(**where, token=token))
     except Exception as err:  # network, authorisation, missing repo: one line naming the repo
         raise CheckpointError(f"{repo_id}: not in the local Hugging Face cache ({cache}) and not downloadable "
-                              f"({' '.join(str(err).split())[:300]})") from None
+                              f"({one_line(err)[:300]})") from None
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout flm_core runs from (pip install -e .)
 
 
 def resolve(source: str | Path) -> Path:
-    """A local file or folder as it is; a missing path of the form 'owner/name' is a Hub repo id (pulled),
-    unless 'owner' is a local folder (then it is a mistyped local path, reported as missing)."""
+    """Where a checkpoint is: a local file or folder as it is; else a relative path inside this repository
+    (so `checkpoints/fmlm-wiki` works from any folder); else, for the form 'owner/name', a Hub repo id
+    (pulled), unless 'owner' is a local folder (then it is a mistyped local path, reported as missing)."""
     path = Path(source)
-    if path.exists() or not _REPO_ID.match(str(source)) or path.parent.is_dir():
+    if path.exists():
+        return path
+    if not path.is_absolute() and (REPO_ROOT / path).exists():
+        return REPO_ROOT / path
+    if not _REPO_ID.match(str(source)) or path.parent.is_dir():
         return path
     try:
         return pull(str(source))
     except CheckpointError as err:
-        raise CheckpointError(f"{source}: no such local path, and {str(err).removeprefix(f'{source}: ')}") from None
+        reason = str(err).removeprefix(f"{source}: ")
+        raise CheckpointError(f"{source}: no such folder here ({Path.cwd()}) or in {REPO_ROOT}, and {reason[:160]}; "
+                              "give the checkpoint folder's full path") from None

@@ -29,11 +29,6 @@ def available_bytes(device: torch.device | str = "cpu") -> float:
         return float("inf")
 
 
-def weights_bytes(model) -> int:
-    """fp32 weights of a ModelConfig (from its shapes alone)."""
-    return BYTES_FP32 * model.num_parameters_estimate()
-
-
 def generation_bytes(model, batch: int, recorded_steps: int, top_k: int = 8) -> int:
     """Peak working memory of one sampling run beside the weights, rounded up: six (B, L, K) float32
     tensors alive at once (noise or dense state, its update, logits, probabilities, the CDF of a

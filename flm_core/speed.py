@@ -22,7 +22,8 @@ import torch
 
 from flm_core.config import MODEL_PRESETS, ModelConfig
 from flm_core.models import build_network
-from flm_core.objectives import ar_loss, flm_loss
+from flm_core.kinds import kind_of
+from flm_core.objectives import flm_loss
 from flm_core.pipeline import Pipeline
 
 
@@ -31,18 +32,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _seconds(fn: Callable[[], object], device: torch.device) -> float:
+    """Wall seconds of one fn() call, the work it queued on the device included."""
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
 def median_seconds(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1) -> float:
     """Median wall seconds of fn() after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(_seconds(fn, device) for _ in range(repeats))
 
 
 def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
@@ -53,25 +56,19 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 204
     return 2 * size ** 3 / seconds / 1e9
 
 
-@torch.inference_mode()
 def _bare_call(pipe: Pipeline, batch: int) -> Callable[[], torch.Tensor]:
-    """One network call of the pipeline's sampler on a representative input."""
-    net, k, l, dev = pipe.network, pipe.vocab_size, pipe.seq_len, pipe.device
+    """One network call of the pipeline's sampler on a representative input.
+    The AR's step is one cached call: a whole cached pass is timed, and divided by its L - 1 calls."""
+    net, k, l, dev, spec = pipe.network, pipe.vocab_size, pipe.seq_len, pipe.device, pipe.spec
     s = torch.full((batch,), 0.5, device=dev)
-    if pipe.kind == "flm":
-        x = torch.randn(batch, l, k, device=dev)
-        return lambda: net(x, s)
-    if pipe.kind == "fmlm":
-        x = torch.randn(batch, l, k, device=dev)
-        return lambda: net(x, s, s)
-    ids = torch.randint(3, k, (batch, l), device=dev)
-    if pipe.kind == "mdlm":
-        return lambda: net(ids, s)
-    # AR: a sampler step is one cached call; time a whole cached pass and divide by L - 1 below.
+    x = torch.randint(3, k, (batch, l), device=dev) if spec.discrete else torch.randn(batch, l, k, device=dev)
+    if not spec.causal:
+        return lambda: spec.call(net, x, s, s if spec.two_times else None)
+
     def cached_pass():
-        logits, cache = net.forward_cached(ids[:, :1], None)
+        logits, cache = net.forward_cached(x[:, :1], None)
         for i in range(1, l - 1):
-            logits, cache = net.forward_cached(ids[:, i:i + 1], cache)
+            logits, cache = net.forward_cached(x[:, i:i + 1], cache)
         return logits
     return cached_pass
 
@@ -83,19 +80,9 @@ def sampler_overhead(pipe: Pipeline, batch: int, steps: int, repeats: int) -> di
     alone, no text decoding), after one untimed round; medians over `repeats` rounds. Alternating the
     three makes a slow spell of a shared machine slow all of them alike instead of one block, and the
     order goes through all six permutations, so that none always runs in the caches one other left."""
-    dev = pipe.device
-    call = _bare_call(pipe, batch)
+    call = torch.inference_mode()(_bare_call(pipe, batch))
     nfe = pipe.sampler.num_steps(steps)
-
-    def call_seconds() -> float:
-        _sync(dev)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            call()
-        _sync(dev)
-        return time.perf_counter() - start
-
-    timers = [call_seconds, lambda: pipe.generate(batch, steps, seed=0).seconds,
+    timers = [lambda: _seconds(call, pipe.device), lambda: pipe.generate(batch, steps, seed=0).seconds,
               lambda: pipe.generate(batch, steps, seed=0, record=True).seconds]
 
     orders = list(itertools.permutations(range(3)))
@@ -110,21 +97,24 @@ def sampler_overhead(pipe: Pipeline, batch: int, steps: int, repeats: int) -> di
     round_seconds(0)
     per_call, plain, recorded = (statistics.median(column)
                                  for column in zip(*(round_seconds(r) for r in range(repeats))))
-    if pipe.kind == "ar":
+    if pipe.spec.causal:  # the timed call was a whole cached pass
         per_call /= nfe
     return {"kind": pipe.kind, "checkpoint": pipe.path, "batch": batch, "steps": steps, "nfe": nfe,
             "seconds_per_call": per_call, "seconds_generate": plain, "seconds_generate_recorded": recorded,
             "overhead_ratio": plain / (nfe * per_call), "record_ratio": recorded / plain}
 
 
-def training_throughput(kind: str, preset: str, vocab_size: int, seq_len: int, batch: int, steps: int,
+def training_throughput(variant: str, preset: str, vocab_size: int, seq_len: int, batch: int, steps: int,
                         device: torch.device, bf16: bool, compiled: bool = False) -> dict:
-    """tokens/s of AdamW steps on random tokens, and FLOP utilisation vs the matmul peak. If compiled,
-    the loss and its gradient go through torch.compile as in `train --compile` (compilation happens in
-    the untimed warm-up steps)."""
-    config = ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=kind == "ar", **MODEL_PRESETS[preset])
+    """tokens/s of AdamW steps on random tokens, and FLOP utilisation vs the matmul peak. variant: a kind
+    without a teacher (flm, mdlm, ar), or "flm-dense" (the FLM loss with K-wide noise instead of the
+    low-rank draw). If compiled, the loss and its gradient go through torch.compile as in `train --compile`
+    (compilation happens in the untimed warm-up steps)."""
+    dense = variant == "flm-dense"
+    spec = kind_of("flm" if dense else variant)
+    config = ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=spec.causal, **MODEL_PRESETS[preset])
     net = build_network(config).to(device)
-    loss_fn = {"ar": ar_loss, "flm": flm_loss, "flm-dense": functools.partial(flm_loss, low_rank_noise=False)}[kind]
+    loss_fn = functools.partial(flm_loss, low_rank_noise=False) if dense else spec.validation_objective
     if compiled:
         loss_fn = torch.compile(loss_fn)
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
@@ -144,7 +134,7 @@ def training_throughput(kind: str, preset: str, vocab_size: int, seq_len: int, b
     flops_per_token = 6 * params + 12 * config.n_blocks * seq_len * config.hidden_size
     achieved = flops_per_token * batch * seq_len / seconds / 1e9
     peak = matmul_peak_gflops(device, torch.bfloat16 if bf16 else torch.float32)
-    return {"kind": kind, "preset": preset, "parameters": params, "batch": batch, "seq_len": seq_len,
+    return {"kind": variant, "preset": preset, "parameters": params, "batch": batch, "seq_len": seq_len,
             "precision": "bf16" if bf16 else "fp32", "compiled": compiled, "seconds_per_step": seconds,
             "tokens_per_second": batch * seq_len / seconds, "achieved_gflops": achieved,
             "matmul_peak_gflops": peak, "mfu": achieved / peak}

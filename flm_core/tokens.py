@@ -6,6 +6,7 @@ and PAD. Token arrays on disk are uint16, so vocabularies stay below 65536.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -13,6 +14,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from flm_core.checkpoint import TOKENIZER_FILE
+from flm_core.errors import one_line
 
 SEPARATOR = "<|sep|>"
 MASK = "<|mask|>"
@@ -54,13 +58,13 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
     """Load a tokenizer.json, given the file or the folder holding it."""
     path = Path(path)
     if path.is_dir():
-        path = path / "tokenizer.json"
+        path = path / TOKENIZER_FILE
     if not path.is_file():
         raise FileNotFoundError(f"tokenizer file not found: {path}")
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as e:  # tokenizers raises a bare Exception on bad JSON
-        raise ValueError(f"corrupt tokenizer file {path}: {_one_line(e)}") from None
+        raise ValueError(f"corrupt tokenizer file {path}: {one_line(e)}") from None
     _check_special_ids(tokenizer, str(path))
     tokenizer.encode_special_tokens = True
     return tokenizer
@@ -102,11 +106,36 @@ def one_hot(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
     return F.one_hot(tokens.long(), vocab_size).float()
 
 
+@functools.lru_cache(maxsize=1)
+def byte_level_alphabet() -> dict[str, int]:
+    """Character -> byte of the byte-level BPE alphabet (GPT-2's `bytes_to_unicode`, which tokenizers'
+    ByteLevel uses): a token's string writes each of its bytes as one printable character.
+
+    tokenizers exposes the 256 characters (`ByteLevel.alphabet()`) but not which byte each stands for,
+    and its pre-tokenizer maps only bytes of valid UTF-8 text, so the table is built here: printable
+    Latin-1 bytes stand for themselves, the other bytes take the characters from U+0100 on, in order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    table = {chr(b): b for b in printable}
+    table.update({chr(256 + i): b for i, b in enumerate(others)})
+    return table
+
+
+def token_bytes(tokenizer: Tokenizer, token_id: int) -> bytes | None:
+    """The bytes a token of a byte-level tokenizer stands for (a token may hold part of a UTF-8 character,
+    e.g. b"\\xe2\\x80", two thirds of "—"); None for a special token and for other tokenizers (BERT's)."""
+    token_id = int(token_id)
+    if not isinstance(tokenizer.decoder, decoders.ByteLevel) or token_id in tokenizer.get_added_tokens_decoder():
+        return None
+    piece, table = tokenizer.id_to_token(token_id) or "", byte_level_alphabet()
+    if not piece or not all(c in table for c in piece):
+        return None
+    return bytes(table[c] for c in piece)
+
+
 def _check_special_ids(tokenizer: Tokenizer, name: str) -> None:
     for token, expected in zip(SPECIAL_TOKENS, (SEP_ID, MASK_ID, PAD_ID)):
         if tokenizer.token_to_id(token) != expected:
             raise ValueError(f"{name}: special token {token} must have id {expected}")
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())

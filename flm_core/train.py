@@ -8,14 +8,14 @@ shards of the same global batch.
 """
 from __future__ import annotations
 
-import functools
+import copy
 import json
 import logging
 import math
 import os
-import platform
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,16 +24,17 @@ from torch import nn
 
 from flm_core import objectives
 from flm_core.checkpoint import (append_jsonl, atomic_save_tensors, atomic_write_text,
-                                 load_tensors, read_jsonl, save_checkpoint, CARD_FILE, METRICS_FILE)
+                                 load_tensors, read_jsonl, save_checkpoint, METRICS_FILE, TOKENIZER_FILE)
+from flm_core.cards import read_card_data, write_card
 from flm_core.config import RunConfig
+from flm_core.environment import hardware
 from flm_core.data import load_blocks, load_manifest
+from flm_core.kinds import kind_of
 from flm_core.models import build_network
-from flm_core.tokens import MASK_ID
 
 log = logging.getLogger(__name__)
 STATE_DIR = "state"
-HISTORY_FILE = "history.md"  # a warm-started run's earlier stages, read from the init card when it starts
-HISTORY_SECTION = "## Earlier training"
+EARLIER_STAGES_FILE = "earlier_stages.json"  # a warm-started run's stages before it, copied from the init card data
 
 
 class TrainingError(RuntimeError):
@@ -41,9 +42,8 @@ class TrainingError(RuntimeError):
 
 
 def cpu_has_fast_bf16() -> bool:
-    """Only AMX tiles make bf16 matmuls faster than fp32 on a CPU. With AVX512-BF16 alone (this
-    project's CPU) `bench-speed` measured the opposite: matmul 166 vs 322 GFLOP/s, FLM training
-    2,832 vs 3,841 tokens/s (docs/measurements/speed_cpu_train_*.json)."""
+    """Whether bf16 matmuls beat fp32 on this CPU: only with AMX tiles (with AVX512-BF16 alone bf16 is
+    slower; `bench-speed` measures both, see docs/measurements/)."""
     try:
         return "amx_bf16" in Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -68,16 +68,9 @@ class ObjectiveModule(nn.Module):
         return self.loss_fn(self.network, tokens, generator)
 
 
-def make_objective(config: RunConfig, teacher: nn.Module | None):
-    name, obj = config.objective.name, config.objective
-    if name == "flm":
-        return objectives.flm_loss
-    if name == "mdlm":
-        return functools.partial(objectives.mdlm_loss, mask_id=MASK_ID)
-    if name == "ar":
-        return objectives.ar_loss
-    loss = objectives.fmlm_semigroup_loss if name == "fmlm-semigroup" else objectives.fmlm_lagrangian_loss
-    return lambda net, tokens, gen: loss(net, teacher, tokens, gen, obj.boundary_prob, obj.diagonal_weight)
+def make_objective(config: RunConfig, teacher: nn.Module | None) -> objectives.Objective:
+    obj = config.objective
+    return kind_of(config.kind).objective(obj.name, teacher, obj.boundary_prob, obj.diagonal_weight)
 
 
 class EMA:
@@ -167,8 +160,17 @@ def _save_state(out: Path, step: int, network: nn.Module, ema: EMA, optimizer: t
             shutil.rmtree(old, ignore_errors=True)
         elif old.is_file() and old.name != "LATEST":
             old.unlink(missing_ok=True)
-    for stale in out.glob(".*.tmp"):  # an export killed mid-write (checkpoint._atomic's temporary names)
+    for stale in out.glob(".*.tmp"):  # an export killed mid-write (checkpoint.atomic_write's temporary names)
         stale.unlink(missing_ok=True)
+
+
+def saved_run_config(out_dir: str | Path) -> RunConfig | None:
+    """The config of the resumable run saved in out_dir (None when there is none)."""
+    latest = Path(out_dir) / STATE_DIR / "LATEST"
+    if not latest.is_file():
+        return None
+    meta = json.loads((latest.parent / latest.read_text().strip() / "state.json").read_text())
+    return RunConfig.from_dict(meta["config"])
 
 
 def _load_state(out: Path, network: nn.Module, ema: EMA,
@@ -207,10 +209,10 @@ def build_student(config: RunConfig, device: torch.device,
             raise TrainingError(f"{init_from}: --init-from needs a {config.kind} checkpoint of the same shape, "
                                 f"got {init.kind} with {init.config.model}")
         network.load_state_dict(init.network.state_dict())
-    if config.kind != "fmlm":
+    if not kind_of(config.kind).two_times:  # only a flow map distils a teacher
         return network.to(device), None
     teacher_pipe = load_pipeline(config.objective.teacher, device=str(device))
-    if teacher_pipe.kind != "flm":
+    if teacher_pipe.spec.discrete or teacher_pipe.spec.two_times:  # the teacher is a one-time flow denoiser
         raise TrainingError(f"{config.objective.teacher}: the teacher must be an FLM checkpoint, "
                             f"not {teacher_pipe.kind}")
     teacher = teacher_pipe.network.requires_grad_(False)
@@ -222,58 +224,22 @@ def build_student(config: RunConfig, device: torch.device,
     return network.to(device), teacher
 
 
-def _hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA)"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def earlier_stages(card: str) -> list[str]:
-    """The stages behind a model card's weights, oldest first, each one line: the card's own earlier
-    stages, then the run the card describes (its command, steps and tokens, hardware)."""
-    header = card.split("\n## ")[0]  # the lines above the first section (not the benchmark's samples)
-    own = {}
-    for line in header.splitlines():
-        for key in ("command", "steps", "hardware"):
-            if line.startswith(f"- {key}: "):
-                own.setdefault(key, line.split(": ", 1)[1])
-    _, _, section = card.partition(HISTORY_SECTION)
-    stages = [line for line in section.split("\n## ")[0].splitlines() if line.startswith("- stage ")]
-    if "command" in own:
-        last = int(stages[-1].split()[2].rstrip(":")) if stages else 0
-        stages.append(f"- stage {last + 1}: {own['command']}; steps: {own.get('steps', '?')}; "
-                      f"{own.get('hardware', '?')}")
-    return stages
-
-
 def _record_history(out: Path, init_from: str) -> None:
-    """Keep the init checkpoint's stages in the run (once, at the start: the init folder may later be
-    overwritten by this run's own export, as scripts/continue_shipped.sh does)."""
-    card = Path(init_from) / CARD_FILE
-    stages = earlier_stages(card.read_text(encoding="utf-8")) if card.is_file() else []
-    if stages:
-        atomic_write_text(out / HISTORY_FILE, "\n".join(stages) + "\n")
+    """Keep the stages behind the init checkpoint's weights in the run (once, at the start: the init folder
+    may later be overwritten by this run's own export, as scripts/continue_shipped.sh does)."""
+    stages = read_card_data(init_from)["stages"]
+    atomic_write_text(out / EARLIER_STAGES_FILE, json.dumps(stages, indent=2) + "\n")
 
 
 def _write_card(out: Path, config: RunConfig, n_params: int, step: int, elapsed: float, val: dict, tokens_seen: int,
                 device: torch.device, bf16: bool, command: str) -> None:
-    card = f"""# {config.kind.upper()} checkpoint
-
-- kind: `{config.kind}`, objective `{config.objective.name}`
-- data: `{config.data.get('source', '?')}` ({config.data.get('data_dir', '?')}), vocab {config.model.vocab_size}, length {config.model.seq_len}
-- size: {n_params:,} parameters (hidden {config.model.hidden_size}, {config.model.n_blocks} blocks, {config.model.n_heads} heads)
-- command: `{command}`
-- steps: {step}, tokens seen: {tokens_seen:,}, wall time: {elapsed / 60:.1f} min
-- hardware: {_hardware(device)}, precision {'bf16' if bf16 else 'fp32'}
-{f"- initialised from: `{config.training.init_from}` (steps and tokens above count this run only){chr(10)}" if config.training.init_from else ""}- validation: {json.dumps({k: round(v, 4) for k, v in val.items()})}
-
-Weights are the EMA weights (decay {config.training.ema}). Training log: `metrics.jsonl`.
-"""
-    history = out / HISTORY_FILE
-    if history.is_file():
-        card += (f"\n{HISTORY_SECTION}\n\nThe stages that trained the weights this run started from, oldest "
-                 f"first (this run, above, is the next):\n\n{history.read_text(encoding='utf-8')}")
-    atomic_write_text(out / CARD_FILE, card)
+    """card.json and README.md of an export: the stages behind the init weights, then this run."""
+    earlier = out / EARLIER_STAGES_FILE
+    stages = json.loads(earlier.read_text(encoding="utf-8")) if earlier.is_file() else []
+    stages.append({"command": command, "steps": step, "tokens_seen": tokens_seen, "wall_minutes": round(elapsed / 60, 3),
+                   "hardware": hardware(device), "precision": "bf16" if bf16 else "fp32",
+                   "init_from": config.training.init_from, "validation": {k: round(v, 4) for k, v in val.items()}})
+    write_card(out, config, {"parameters": n_params, "stages": stages, "benchmark": None})
 
 
 @torch.no_grad()
@@ -295,11 +261,18 @@ def evaluate_loss(module: ObjectiveModule, blocks: torch.Tensor, batch_size: int
     return {k: v / count for k, v in totals.items()}
 
 
-def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False,
-          command: str = "") -> dict:
-    """Train until max_steps or max_minutes; returns the final validation figures."""
-    cfg = config.training
-    config.validate()
+@dataclass
+class Placement:
+    """Where this process trains: world size, rank, device, and gradient shards per global batch."""
+
+    world: int
+    rank: int
+    device: torch.device
+    shards: int
+
+
+def _placement(cfg) -> Placement:
+    """torchrun's environment (one process without it); joins the process group when there are several."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if world > 1 and not dist.is_initialized():
@@ -309,121 +282,156 @@ def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: 
         torch.cuda.set_device(device)
     shards = world * cfg.grad_accum
     if cfg.batch_size % shards:
-        raise TrainingError(f"batch_size {cfg.batch_size} must divide into {world} ranks x {cfg.grad_accum} accumulation steps")
-    out = Path(out_dir)
-    manifest = load_manifest(data_dir)
-    train_blocks, val_blocks = load_blocks(data_dir, "train"), load_blocks(data_dir, "val")
-    if train_blocks.shape[1] != config.model.seq_len:
-        raise TrainingError(f"{data_dir}: blocks have length {train_blocks.shape[1]}, the model expects {config.model.seq_len}")
-    tokenizer_json = (Path(data_dir) / "tokenizer.json").read_text(encoding="utf-8")
+        raise TrainingError(f"batch_size {cfg.batch_size} must divide into {world} ranks x {cfg.grad_accum} "
+                            "accumulation steps")
+    return Placement(world, rank, device, shards)
 
-    torch.manual_seed(cfg.seed)
-    resuming = resume and (out / STATE_DIR / "LATEST").is_file()
-    network, teacher = build_student(config, device, warm_start=not resuming)
-    module = ObjectiveModule(network, make_objective(config, teacher))
-    optimizer = torch.optim.AdamW(network.parameters(), lr=cfg.lr, betas=(0.9, 0.98),
-                                  weight_decay=cfg.weight_decay)
-    ema = EMA(network, cfg.ema)
-    step, elapsed, best = 0, 0.0, math.inf
-    if resuming:
-        step, elapsed, best = _load_state(out, network, ema, optimizer)
-        log.info("resumed %s at step %d", out, step)
-    elif rank == 0 and out.exists() and (out / STATE_DIR).exists():
-        raise TrainingError(f"{out} already holds a training run: pass --resume to continue it or choose a new --out")
-    runner = nn.parallel.DistributedDataParallel(module) if world > 1 else module
-    if cfg.compile:
-        runner = torch.compile(runner)
-    bf16 = use_bf16(cfg.precision, device)
-    schedule = BatchSchedule(train_blocks, cfg.batch_size, cfg.seed)
-    tokens_per_step = cfg.batch_size * config.model.seq_len
-    log.info("training %s: %s parameters on %s (%s), %d ranks", config.kind,
-             f"{sum(p.numel() for p in network.parameters()):,}", device, "bf16" if bf16 else "fp32", world)
 
-    def save(val: dict[str, float]) -> None:
+class Trainer:
+    """One training run: its network, EMA, optimizer and position (step, elapsed seconds, best val NLL).
+    `train` drives it; every method leaves the run resumable from its last save."""
+
+    def __init__(self, config: RunConfig, data_dir: Path, out: Path, resume: bool, command: str):
+        self.config, self.cfg, self.out, self.command = config, config.training, out, command
+        self.place = place = _placement(self.cfg)
+        manifest = load_manifest(data_dir)
+        self.train_blocks, self.val_blocks = load_blocks(data_dir, "train"), load_blocks(data_dir, "val")
+        if self.train_blocks.shape[1] != config.model.seq_len:
+            raise TrainingError(f"{data_dir}: blocks have length {self.train_blocks.shape[1]}, the model expects "
+                                f"{config.model.seq_len}")
+        self.tokenizer_json = (Path(data_dir) / TOKENIZER_FILE).read_text(encoding="utf-8")
+        torch.manual_seed(self.cfg.seed)
+        resuming = resume and (out / STATE_DIR / "LATEST").is_file()
+        self.network, teacher = build_student(config, place.device, warm_start=not resuming)
+        self.module = ObjectiveModule(self.network, make_objective(config, teacher))
+        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.cfg.lr, betas=(0.9, 0.98),
+                                           weight_decay=self.cfg.weight_decay)
+        self.ema = EMA(self.network, self.cfg.ema)
+        self.step, self.elapsed, self.best = 0, 0.0, math.inf
+        if resuming:
+            self.step, self.elapsed, self.best = _load_state(out, self.network, self.ema, self.optimizer)
+            log.info("resumed %s at step %d", out, self.step)
+        elif place.rank == 0 and out.exists() and (out / STATE_DIR).exists():
+            raise TrainingError(f"{out} already holds a training run: pass --resume to continue it or choose a new --out")
+        runner = nn.parallel.DistributedDataParallel(self.module) if place.world > 1 else self.module
+        self.runner = torch.compile(runner) if self.cfg.compile else runner
+        self.bf16 = use_bf16(self.cfg.precision, place.device)
+        self.schedule = BatchSchedule(self.train_blocks, self.cfg.batch_size, self.cfg.seed)
+        self.tokens_per_step = self.cfg.batch_size * config.model.seq_len
+        out.mkdir(parents=True, exist_ok=True)
+        if place.rank == 0 and self.cfg.init_from and not resuming:
+            _record_history(out, self.cfg.init_from)
+        config.data = {"source": manifest.get("source"), "data_dir": str(data_dir),
+                       "train_tokens": int(self.train_blocks.numel())}
+        log.info("training %s: %s parameters on %s (%s), %d ranks", config.kind,
+                 f"{sum(p.numel() for p in self.network.parameters()):,}", place.device,
+                 "bf16" if self.bf16 else "fp32", place.world)
+
+    def save(self, val: dict[str, float]) -> None:
         """Training state always; the exported EMA weights only when validation NLL improved."""
-        nonlocal best
-        if rank != 0:
+        if self.place.rank != 0:
             return
-        improved = "nll" not in val or val["nll"] <= best
-        best = min(best, val.get("nll", best))
-        _save_state(out, step, network, ema, optimizer, elapsed, config, best)
+        improved = "nll" not in val or val["nll"] <= self.best
+        self.best = min(self.best, val.get("nll", self.best))
+        _save_state(self.out, self.step, self.network, self.ema, self.optimizer, self.elapsed, self.config, self.best)
         if improved:
-            export = build_network(config.model)
-            ema.copy_to(export)
-            save_checkpoint(out, config, export, tokenizer_json)
-            _write_card(out, config, sum(p.numel() for p in export.parameters()), step, elapsed, val,
-                        step * tokens_per_step, device, bf16, command)
+            export = build_network(self.config.model)
+            self.ema.copy_to(export)
+            save_checkpoint(self.out, self.config, export, self.tokenizer_json)
+            _write_card(self.out, self.config, sum(p.numel() for p in export.parameters()), self.step, self.elapsed,
+                        val, self.step * self.tokens_per_step, self.place.device, self.bf16, self.command)
 
-    def validate() -> dict[str, float]:
-        live = {k: v.clone() for k, v in network.state_dict().items()}
-        ema.copy_to(network)
-        val = evaluate_loss(module, val_blocks, cfg.batch_size, cfg.eval_batches, cfg.seed, device, bf16)
-        network.load_state_dict(live)
-        if rank == 0:
-            append_jsonl(out / METRICS_FILE, {"step": step, "split": "val", "elapsed_s": round(elapsed, 2),
-                                              **{k: round(v, 5) for k, v in val.items()}})
+    def validate(self) -> dict[str, float]:
+        """Validation figures of the EMA weights (the live weights are put back after)."""
+        live = {k: v.clone() for k, v in self.network.state_dict().items()}
+        self.ema.copy_to(self.network)
+        val = evaluate_loss(self.module, self.val_blocks, self.cfg.batch_size, self.cfg.eval_batches, self.cfg.seed,
+                            self.place.device, self.bf16)
+        self.network.load_state_dict(live)
+        if self.place.rank == 0:
+            append_jsonl(self.out / METRICS_FILE, {"step": self.step, "split": "val", "elapsed_s": round(self.elapsed, 2),
+                                                   **{k: round(v, 5) for k, v in val.items()}})
         return val
 
-    out.mkdir(parents=True, exist_ok=True)
-    if rank == 0 and cfg.init_from and not resuming:
-        _record_history(out, cfg.init_from)
-    config.data = {"source": manifest.get("source"), "data_dir": str(data_dir),
-                   "train_tokens": int(train_blocks.numel())}
-    progress = _progress(rank, cfg.max_steps, step)
-    deadline = None if cfg.max_minutes is None else time.monotonic() + cfg.max_minutes * 60 - elapsed
-    last_save, saved_step = time.monotonic(), step  # a resumed run's state is saved already
-    window_start, window_tokens = time.monotonic(), 0
-    val: dict[str, float] = {}
-    while step < cfg.max_steps and (deadline is None or time.monotonic() < deadline):
-        tick = time.monotonic()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
+    def train_step(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One optimizer step over this rank's shards of the global batch; returns the gradient norm and logs."""
+        cfg, place = self.cfg, self.place
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, cfg)
         logs_sum: dict[str, torch.Tensor] = {}
         for micro in range(cfg.grad_accum):
-            shard = rank * cfg.grad_accum + micro
-            torch.manual_seed(step_seed(cfg.seed, step, shard))  # dropout draws: per shard, as the noise
-            tokens = schedule.shard(step, shard, shards).to(device)
-            generator = torch.Generator(device=device).manual_seed(step_seed(cfg.seed, step, shard))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss, logs = runner(tokens, generator)
+            shard = place.rank * cfg.grad_accum + micro
+            torch.manual_seed(step_seed(cfg.seed, self.step, shard))  # dropout draws: per shard, as the noise
+            tokens = self.schedule.shard(self.step, shard, place.shards).to(place.device)
+            generator = torch.Generator(device=place.device).manual_seed(step_seed(cfg.seed, self.step, shard))
+            with torch.autocast(place.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                loss, logs = self.runner(tokens, generator)
             (loss / cfg.grad_accum).backward()
             for k, v in logs.items():
                 logs_sum[k] = logs_sum.get(k, 0) + v / cfg.grad_accum
-        grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.network.parameters(), cfg.grad_clip)
         if not torch.isfinite(grad_norm):
-            progress.close()
-            raise TrainingError(f"non-finite loss or gradient at step {step}: stopped; the last good checkpoint "
-                                f"in {out} is intact (try a lower --lr)")
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.update(network)
-        step += 1
-        elapsed += time.monotonic() - tick
-        window_tokens += tokens_per_step
-        progress.update(1)
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
-            record = {"step": step, "split": "train", "lr": lr_at(step - 1, cfg), "tokens_per_s": round(rate, 1),
-                      "elapsed_s": round(elapsed, 2), "grad_norm": round(float(grad_norm), 4),
-                      **{k: round(float(v), 5) for k, v in logs_sum.items()}}
-            if rank == 0:
-                append_jsonl(out / METRICS_FILE, record)
-            progress.set_postfix({k: f"{float(v):.3f}" for k, v in logs_sum.items()} | {"tok/s": f"{rate:.0f}"})
-            window_start, window_tokens = time.monotonic(), 0
-        due_save = time.monotonic() - last_save > cfg.save_every_minutes * 60
-        if due_save or step % cfg.eval_every == 0:
-            val = validate()
-            if due_save or val.get("nll", math.inf) < best:  # a better model is exported as soon as it is seen
-                save(val)
-                last_save, saved_step = time.monotonic(), step
-    progress.close()
-    if not val or (saved_step != step and step % cfg.eval_every):
-        val = validate()
-    if saved_step != step:  # never the same step twice: that would replace the folder LATEST points to
-        save(val)
-    if world > 1:
-        dist.barrier()
-    return {"step": step, "elapsed_s": elapsed, **val}
+            raise TrainingError(f"non-finite loss or gradient at step {self.step}: stopped; the last good checkpoint "
+                                f"in {self.out} is intact (try a lower --lr)")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.update(self.network)
+        self.step += 1
+        return grad_norm, logs_sum
+
+    def log_train(self, grad_norm: torch.Tensor, logs: dict[str, torch.Tensor], rate: float, progress) -> None:
+        record = {"step": self.step, "split": "train", "lr": lr_at(self.step - 1, self.cfg),
+                  "tokens_per_s": round(rate, 1), "elapsed_s": round(self.elapsed, 2),
+                  "grad_norm": round(float(grad_norm), 4), **{k: round(float(v), 5) for k, v in logs.items()}}
+        if self.place.rank == 0:
+            append_jsonl(self.out / METRICS_FILE, record)
+        progress.set_postfix({k: f"{float(v):.3f}" for k, v in logs.items()} | {"tok/s": f"{rate:.0f}"})
+
+    def run(self) -> dict:
+        """Train until max_steps or max_minutes; validate every eval_every steps, save every
+        save_every_minutes and at every better validation, and once more at the end."""
+        cfg = self.cfg
+        progress = _progress(self.place.rank, cfg.max_steps, self.step)
+        deadline = None if cfg.max_minutes is None else time.monotonic() + cfg.max_minutes * 60 - self.elapsed
+        last_save, saved_step = time.monotonic(), self.step  # a resumed run's state is saved already
+        window_start, window_tokens = time.monotonic(), 0
+        val: dict[str, float] = {}
+        while self.step < cfg.max_steps and (deadline is None or time.monotonic() < deadline):
+            tick = time.monotonic()
+            try:
+                grad_norm, logs = self.train_step()
+            except TrainingError:
+                progress.close()
+                raise
+            self.elapsed += time.monotonic() - tick
+            window_tokens += self.tokens_per_step
+            progress.update(1)
+            if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                self.log_train(grad_norm, logs, window_tokens / max(time.monotonic() - window_start, 1e-9), progress)
+                window_start, window_tokens = time.monotonic(), 0
+            due_save = time.monotonic() - last_save > cfg.save_every_minutes * 60
+            if due_save or self.step % cfg.eval_every == 0:
+                val = self.validate()
+                if due_save or val.get("nll", math.inf) < self.best:  # a better model is exported as soon as seen
+                    self.save(val)
+                    last_save, saved_step = time.monotonic(), self.step
+        progress.close()
+        if not val or (saved_step != self.step and self.step % cfg.eval_every):
+            val = self.validate()
+        if saved_step != self.step:  # never the same step twice: that would replace the folder LATEST points to
+            self.save(val)
+        if self.place.world > 1:
+            dist.barrier()
+        return {"step": self.step, "elapsed_s": self.elapsed, **val}
+
+
+def train(config: RunConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False,
+          command: str = "") -> dict:
+    """Train until max_steps or max_minutes; returns the final validation figures. The caller's config is
+    not changed (the run records its data in its own copy)."""
+    config = copy.deepcopy(config)
+    config.validate()
+    return Trainer(config, Path(data_dir), Path(out_dir), resume, command).run()
 
 
 def _progress(rank: int, total: int, initial: int):

@@ -1,9 +1,12 @@
 """Compact per-step record of a sampling run, for the app and notebooks.
 
 Per recorded step and position it keeps the prediction's argmax, its top-k ids and
-probabilities, its entropy, the state's value at those ids and its own argmax, and a fixed random
-projection (sketch) of the prediction to `SKETCH_DIM` dimensions. Memory grows as steps x L x k,
-never as steps x L x K.
+probabilities, its entropy, the value at those ids and the argmax of the state the step read, a fixed
+random projection (sketch) of the prediction to `SKETCH_DIM` dimensions, and which positions are still
+pending after the step. Memory grows as steps x L x k, never as steps x L x K.
+
+Held tokens (a prompt) are recorded as what the sampler used: at a held position the prediction is
+the held token with probability 1, whatever the network guessed there.
 """
 from __future__ import annotations
 
@@ -28,16 +31,16 @@ class Trajectory:
     """Recorded steps S (at most MAX_RECORDED_STEPS, evenly spaced, always the last)."""
 
     step: torch.Tensor  # (S,) index of the sampler step
-    t: torch.Tensor  # (S,) model time at which the prediction was made
-    gamma: torch.Tensor  # (S,) noise level g of the input state (NaN where it has none: MDLM, AR)
+    progress: torch.Tensor  # (S,) samplers.Step.progress: 0 at the start, 1 at a finished sample
+    gamma: torch.Tensor  # (S,) noise level g of the state the step read (NaN where it has none: MDLM, AR)
     argmax: torch.Tensor  # (S, B, L) int64
     top_ids: torch.Tensor  # (S, B, L, k) int64
     top_probs: torch.Tensor  # (S, B, L, k) float32
     entropy: torch.Tensor  # (S, B, L) nats
-    state_at_top: torch.Tensor  # (S, B, L, k) state's coordinate at top_ids (dense states only, else NaN)
-    state_argmax: torch.Tensor  # (S, B, L) argmax of the dense input state (-1 for discrete states)
+    state_at_top: torch.Tensor  # (S, B, L, k) the read state's coordinate at top_ids (dense states, else NaN)
+    state_argmax: torch.Tensor  # (S, B, L) argmax of the dense state the step read (-1 for discrete states)
     prediction_sketch: torch.Tensor  # (S, B, L, SKETCH_DIM) probabilities @ P
-    pending: torch.Tensor  # (S, B, L) bool: position still masked / not yet generated at that step
+    pending: torch.Tensor  # (S, B, L) bool: position still masked / not yet generated after the step
     final_tokens: torch.Tensor = field(default=None)  # (B, L)
 
     def to_dict(self) -> dict:
@@ -77,9 +80,9 @@ class Recorder:
         return partial or step in self.keep
 
     @torch.no_grad()
-    def update(self, step: int, out, state: torch.Tensor | None, pending: torch.Tensor) -> None:
-        """out: the sampler's Step (logits, probs (B, L', K) at positions first..); state (B, L, K) dense
-        input or None."""
+    def update(self, step: int, out, state: torch.Tensor | None, pending: torch.Tensor, held=None) -> None:
+        """out: the sampler's Step (logits, probs (B, L', K) at positions first..); state: the dense state
+        (B, L, K) the step read, or None; pending (B, L): after the step; held: the run's `Held` or None."""
         probs, logits = out.probs, out.logits.float()
         if not self.current:
             self.current = self._blank(probs.device)
@@ -96,11 +99,23 @@ class Recorder:
             fresh["state_argmax"] = state.max(-1).indices
         for name, value in fresh.items():
             self.current[name][:, span] = value
+        if held is not None:
+            self._hold(held, projection)
         if step in self.keep:
             row = {name: value.clone() for name, value in self.current.items()}
-            row.update(step=torch.tensor(step), t=torch.tensor(out.t), gamma=torch.tensor(out.gamma),
+            row.update(step=torch.tensor(step), progress=torch.tensor(out.progress), gamma=torch.tensor(out.gamma),
                        pending=pending.clone())
             self.rows.append(row)
+
+    def _hold(self, held, projection: torch.Tensor) -> None:
+        """Held positions predict their held token with probability 1 (entropy 0, sketch P[id])."""
+        rec, pos, ids = self.current, held.positions, held.ids
+        rec["argmax"][:, pos] = ids
+        rec["top_ids"][:, pos, 0] = ids
+        rec["top_probs"][:, pos] = 0.0
+        rec["top_probs"][:, pos, 0] = 1.0
+        rec["entropy"][:, pos] = 0.0
+        rec["prediction_sketch"][:, pos] = projection[ids].to(rec["prediction_sketch"].dtype)
 
     def finish(self, final_tokens: torch.Tensor) -> Trajectory:
         stacked = {k: torch.stack([row[k] for row in self.rows]).cpu() for k in self.rows[0]}

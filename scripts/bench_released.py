@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,45 +32,43 @@ def write_standin(folder: Path, kind: str) -> int:
     """Released hub layout with N(0, 0.02^2) weights (norms 1); returns the parameter count."""
     from safetensors.torch import save_file
 
+    from flm_core.checkpoint import CONFIG_FILE, WEIGHTS_FILE
     from flm_core.config import ModelConfig
+    from flm_core.kinds import kind_of
     from flm_core.models import DiT
 
-    double = kind == "fmlm"
+    double = kind_of(kind).two_times
     network = DiT(ModelConfig(double_time=double, learnable_loss_weighting=double, dropout=0.0, **RELEASED))
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, param in network.named_parameters():
             param.copy_(torch.ones_like(param) if "norm" in name else 0.02 * torch.randn(param.shape, generator=generator))
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(folder / "model.safetensors"))
+    save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(folder / WEIGHTS_FILE))
     config = {"algo": {"name": "flm_distill_double" if double else "flm", "causal_attention": False,
                        "time_conditioning": True, "double_temb": double, "learnable_loss_weighting": double},
               "model": {"hidden_size": 768, "cond_dim": 128, "length": 128, "n_blocks": 12, "n_heads": 12,
                         "dropout": 0.1},
               "data": {"tokenizer_name_or_path": "bert-base-uncased"}, "vocab_size": RELEASED["vocab_size"]}
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     return sum(p.numel() for p in network.parameters())
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def measure(folder: Path, kind: str, batch_sizes: list[int], repeats: int, flm_steps: int) -> dict:
     """Runs in its own process: load, warm up, then time generate() for each batch size."""
     import flm_core
+    from flm_core.speed import peak_memory_mb, sampler_overhead
 
+    cpu = torch.device("cpu")
     start = time.perf_counter()
     pipe = flm_core.load(folder)
     out = {"kind": pipe.kind, "load_seconds": round(time.perf_counter() - start, 2),
-           "rss_after_load_mb": round(peak_rss_mb())}
-    from flm_core.speed import sampler_overhead
-
-    steps = 1 if kind == "fmlm" else flm_steps
+           "rss_after_load_mb": round(peak_memory_mb(cpu))}
+    steps = 1 if pipe.spec.two_times else flm_steps
     for b in batch_sizes:  # medians after a warm-up: bare network call, generation, recorded generation
         row = sampler_overhead(pipe, b, steps, repeats)
         out[f"batch_{b}"] = {**{k: v for k, v in row.items() if k not in ("kind", "checkpoint", "batch")},
-                             "peak_rss_mb": round(peak_rss_mb())}
+                             "peak_rss_mb": round(peak_memory_mb(cpu))}
     return out
 
 
@@ -87,7 +83,10 @@ def main() -> None:
         kind, folder = args.child
         print(json.dumps(measure(Path(folder), kind, args.batch_sizes, args.repeats, args.flm_steps)))
         return
-    result = {"device": "cpu", "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+    from flm_core.checkpoint import WEIGHTS_FILE
+    from flm_core.environment import processor_name
+
+    result = {"device": "cpu", "cpu": processor_name(), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "load_average_before": os.getloadavg(), "shape": RELEASED}
     with tempfile.TemporaryDirectory(prefix="bench_released_") as tmp:
         for kind in ("fmlm", "flm"):
@@ -97,7 +96,7 @@ def main() -> None:
                                     str(args.repeats), "--flm-steps", str(args.flm_steps), "--batch-sizes",
                                     *map(str, args.batch_sizes)], capture_output=True, text=True, check=True)
             result[kind] = json.loads(child.stdout.strip().splitlines()[-1])
-            (folder / "model.safetensors").unlink()
+            (folder / WEIGHTS_FILE).unlink()
     result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
 

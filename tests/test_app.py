@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import pytest
 import torch
 
@@ -22,7 +21,17 @@ from flm_core.config import ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
 from flm_core.models import build_network
 from flm_core.tokens import train_tokenizer
 
-from app import analysis, charts, common, render
+from app import catalogue, charts, common, render
+from app.bench_table import read_benchmarks
+from app.export import denoising_frames, export_run
+from app.kind_style import KIND_COLOR
+from app.lanes import estimate_seconds, live_speedups, token_diff
+from app.maps import sketch_map
+from app.phrases import steps_phrase, times_phrase
+from app.record import (PLAY_FRAMES, argmax_changes, frame_indices, next_play_frame, not_final_share,
+                        pending_share, step_view, to_numpy)
+from app.simplex import state_ternary, ternary_path
+from app.tokens_view import joined_pieces, token_strings
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 SEQ_LEN = 24
@@ -72,7 +81,9 @@ def make_tiny_checkpoints(root: Path, seq_len: int = SEQ_LEN) -> dict[str, Path]
              "entropy": 5.1, "mauve": 0.5, "memorization": 0.01, "word_validity": 0.8, "num_samples": 8},
             {"model": "tiny_flm", "kind": "flm", "steps": 64, "nfe": 64, "seconds_per_sample": 0.4, "gen_ppl": 80.0,
              "entropy": 5.2, "mauve": None, "memorization": 0.0, "word_validity": 0.85, "num_samples": 8}]
-    (root / "benchmarks.json").write_text(json.dumps(rows), encoding="utf-8")
+    rows.append({"model": "data (validation)", "kind": "data", "steps": None, "nfe": None, "num_samples": 5,
+                 "gen_ppl": 30.0, "entropy": 5.4})  # the bench's reference row: not a model, not timed
+    (root / "benchmarks.json").write_text(json.dumps({"rows": rows, "speedups": []}), encoding="utf-8")
     return paths
 
 
@@ -87,8 +98,8 @@ def tiny_root(tmp_path_factory) -> Path:
 def app(tiny_root, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv(analysis.ENV_CHECKPOINTS, str(tiny_root))
-    monkeypatch.delenv(analysis.ENV_BENCHMARKS, raising=False)
+    monkeypatch.setenv(catalogue.ENV_CHECKPOINTS, str(tiny_root))
+    monkeypatch.delenv(catalogue.ENV_BENCHMARKS, raising=False)
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception
@@ -177,7 +188,7 @@ def test_bad_user_path_shows_error_not_traceback(app, tmp_path, tiny_root, monke
     app.text_input(key="user_path").input("/etc").run()
     assert not app.exception
     assert any("outside the allowed folders" in e.value for e in app.sidebar.error)
-    monkeypatch.setenv(analysis.ENV_ALLOW, str(tmp_path))
+    monkeypatch.setenv(catalogue.ENV_ALLOW, str(tmp_path))
     app.text_input(key="user_path").input(str(tmp_path / "nope")).run()
     assert not app.exception
     assert any("no such directory" in e.value for e in app.sidebar.error)
@@ -191,7 +202,7 @@ def test_bad_user_path_shows_error_not_traceback(app, tmp_path, tiny_root, monke
     odd = tmp_path / "odd"
     shutil.copytree(tiny_root / "tiny_flm", odd)
     config = json.loads((odd / "config.json").read_text())
-    config["kind"], config["model"]["double_time"] = "fmlm", True
+    config["kind"], config["model"]["double_time"], config["objective"]["name"] = "fmlm", True, "fmlm-semigroup"
     (odd / "config.json").write_text(json.dumps(config))
     app.text_input(key="user_path").input(str(odd)).run()
     assert not app.exception
@@ -210,7 +221,7 @@ def test_incompatible_checkpoint_in_catalog_is_reported(tmp_path, monkeypatch, t
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-    monkeypatch.setenv(analysis.ENV_CHECKPOINTS, str(tmp_path))
+    monkeypatch.setenv(catalogue.ENV_CHECKPOINTS, str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert any("broken" in w.value for w in at.sidebar.warning)
@@ -247,7 +258,7 @@ def test_unreadable_weights_show_an_error(tmp_path, monkeypatch, tiny_root):
     broken = tmp_path / "broken_fmlm"
     shutil.copytree(tiny_root / "tiny_fmlm", broken)
     (broken / "model.safetensors").write_bytes(b"not safetensors")
-    monkeypatch.setenv(analysis.ENV_CHECKPOINTS, str(tmp_path))
+    monkeypatch.setenv(catalogue.ENV_CHECKPOINTS, str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert any("not a readable safetensors file" in e.value for e in at.error)
@@ -298,7 +309,7 @@ def test_play_shows_at_most_play_frames_and_pause_stops_on_the_step_shown(app, t
         shown.append(app.select_slider(key=slider).value)
         marked.append(_grid_has_step_mark(app))
     _ok(app)
-    assert shown == analysis.frame_indices(128, analysis.PLAY_FRAMES) and len(shown) == analysis.PLAY_FRAMES
+    assert shown == frame_indices(128, PLAY_FRAMES) and len(shown) == PLAY_FRAMES
     assert not any(marked[:-1]) and marked[-1]
     app.button(key="play_button").click().run()  # from the end, Play starts again at step 1
     app.run()
@@ -308,7 +319,7 @@ def test_play_shows_at_most_play_frames_and_pause_stops_on_the_step_shown(app, t
     app.button(key="play_button").click().run()  # Pause
     _ok(app)
     assert not app.session_state["playing"] and _grid_has_step_mark(app)
-    assert app.select_slider(key=slider).value == on_screen == analysis.frame_indices(128, analysis.PLAY_FRAMES)[2]
+    assert app.select_slider(key=slider).value == on_screen == frame_indices(128, PLAY_FRAMES)[2]
 
 
 def test_trajectory_of_a_prompted_flow_run_shows_the_prompt_and_scores_the_rest(app):
@@ -319,36 +330,35 @@ def test_trajectory_of_a_prompted_flow_run_shows_the_prompt_and_scores_the_rest(
     run = app.session_state["runs"][app.selectbox(key="traj_run").value]
     arrays, gen = run["derived"]["arrays"], run["gen"]
     held = gen.held.numpy()
-    recorded = gen.trajectory.argmax.numpy()  # the network's guesses, which the views leave untouched
+    recorded = gen.trajectory.argmax.numpy()  # the record: the held token at held positions, the guess elsewhere
     free_share = (recorded[:, :, ~held] != gen.tokens.numpy()[None][:, :, ~held]).mean(axis=(1, 2))
     np.testing.assert_allclose(run["derived"]["not_final"], free_share)
-    first = analysis.step_view(arrays, 0, 0, discrete=False)
+    first = step_view(arrays, 0, 0, discrete=False)
     assert (first["ids"][held] == gen.tokens[0].numpy()[held]).all() and (first["confidence"][held] == 1).all()
 
 
-def test_held_positions_show_their_token_and_shares_count_the_rest():
-    recorded = {"argmax": np.array([[[5, 6, 7]], [[5, 8, 9]]]),  # (S=2, B=1, L=3)
-                "top_ids": np.array([[[[5, 1], [6, 2], [7, 3]]], [[[5, 1], [8, 2], [9, 3]]]]),
-                "top_probs": np.full((2, 1, 3, 2), 0.4), "final_tokens": np.array([[1, 8, 9]]),
-                "pending": np.zeros((2, 1, 3), bool)}
-    arrays, held = dict(recorded), np.array([True, False, False])
-    analysis.show_held(arrays, held)
-    assert recorded["argmax"][1, 0, 0] == 5 and recorded["top_probs"][0, 0, 0, 0] == 0.4  # copies rewritten
-    view = analysis.step_view(arrays, 0, 1, discrete=False)
-    assert view["ids"].tolist() == [1, 8, 9] and view["confidence"].tolist() == [1.0, 0.4, 0.4]
-    assert view["changed"].tolist() == [False, True, True]
-    assert arrays["top_ids"][:, 0, 0].tolist() == [[1, 1], [1, 1]] and arrays["top_probs"][0, 0, 0].tolist() == [1, 0]
-    argmax, final = recorded["argmax"], recorded["final_tokens"]
-    np.testing.assert_allclose(analysis.not_final_share(argmax, final), [1.0, 1 / 3])
-    np.testing.assert_allclose(analysis.not_final_share(argmax, final, free=~held), [1.0, 0.0])
+def test_shares_count_only_the_positions_the_model_writes():
+    argmax = np.array([[[1, 6, 9]], [[1, 8, 9]]])  # (S=2, B=1, L=3); position 0 held to its token 1
+    final = np.array([[1, 8, 9]])
+    np.testing.assert_allclose(not_final_share(argmax, final), [1 / 3, 0.0])
+    np.testing.assert_allclose(not_final_share(argmax, final, free=np.array([False, True, True])), [0.5, 0.0])
+
+
+def test_flow_step_view_shows_the_prediction_and_what_changed():
+    arrays = {"argmax": np.array([[[1, 6, 7]], [[1, 8, 7]]]), "final_tokens": np.array([[1, 8, 9]]),
+              "top_probs": np.array([[[[1.0, 0.0], [0.3, 0.2], [0.6, 0.1]]], [[[1.0, 0.0], [0.7, 0.1], [0.5, 0.2]]]]),
+              "pending": np.zeros((2, 1, 3), bool)}
+    view = step_view(arrays, 0, 1, discrete=False)
+    assert view["ids"].tolist() == [1, 8, 7] and view["confidence"].tolist() == [1.0, 0.7, 0.5]
+    assert view["changed"].tolist() == [False, True, False] and not view["pending"].any()
 
 
 def test_next_play_frame():
-    assert [analysis.next_play_frame(i, 5, 32) for i in range(5)] == [1, 2, 3, 4, 4]
-    frames = analysis.frame_indices(1000, 10)
-    assert analysis.next_play_frame(0, 1000, 10) == frames[1]
-    assert analysis.next_play_frame(frames[1] + 1, 1000, 10) == frames[2]  # after a manual scrub, the next frame
-    assert analysis.next_play_frame(999, 1000, 10) == 999
+    assert [next_play_frame(i, 5, 32) for i in range(5)] == [1, 2, 3, 4, 4]
+    frames = frame_indices(1000, 10)
+    assert next_play_frame(0, 1000, 10) == frames[1]
+    assert next_play_frame(frames[1] + 1, 1000, 10) == frames[2]  # after a manual scrub, the next frame
+    assert next_play_frame(999, 1000, 10) == 999
 
 
 def test_page_settings_survive_a_visit_to_another_page(app, monkeypatch):
@@ -390,14 +400,14 @@ def test_benchmarks_page_with_and_without_file(app, tiny_root, tmp_path, monkeyp
     _ok(app)
     assert app.get("plotly_chart") and app.dataframe
     assert any("timed with 8 samples in one batch" in c.value for c in app.caption)
-    monkeypatch.setenv(analysis.ENV_BENCHMARKS, str(tmp_path / "absent.json"))
+    monkeypatch.setenv(catalogue.ENV_BENCHMARKS, str(tmp_path / "absent.json"))
     app.run()
     _ok(app)
     assert any("No benchmark yet" in i.value for i in app.info)
     no_ppl = tmp_path / "no_ppl.json"  # `bench` without an evaluator: timings, no Gen PPL
-    no_ppl.write_text(json.dumps([{"model": "m", "kind": "fmlm", "steps": 1, "nfe": 1, "num_samples": 8,
-                                   "seconds_per_sample": 0.01, "entropy": 4.0}]))
-    monkeypatch.setenv(analysis.ENV_BENCHMARKS, str(no_ppl))
+    no_ppl.write_text(json.dumps({"rows": [{"model": "m", "kind": "fmlm", "steps": 1, "nfe": 1, "num_samples": 8,
+                                            "seconds_per_sample": 0.01, "entropy": 4.0}]}))
+    monkeypatch.setenv(catalogue.ENV_BENCHMARKS, str(no_ppl))
     app.run()
     _ok(app)
     assert not app.get("plotly_chart") and app.dataframe  # no empty chart, the table still
@@ -410,7 +420,7 @@ def test_training_page(app):
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     assert len(spec["data"]) == 8  # 4 checkpoints x (train, val)
     colors = {t["name"].split(" (")[0]: t["line"]["color"] for t in spec["data"]}
-    assert {analysis.KIND_COLOR[kind] for kind in ("flm", "fmlm")} <= set(colors.values())
+    assert {KIND_COLOR[kind] for kind in ("flm", "fmlm")} <= set(colors.values())
     assert len(set(colors.values())) == 4  # the kinds' colours of the other pages, one per checkpoint
     app.multiselect(key="train_metrics").set_value([]).run()
     _ok(app)
@@ -428,12 +438,12 @@ def test_training_page(app):
 def test_ternary_path_marks_bound_and_sums_to_one():
     ids = np.array([[5, 7, 9], [7, 5, 9], [3, 4, 9], [-1, -1, -1]])
     probs = np.array([[0.5, 0.3, 0.1], [0.6, 0.2, 0.1], [0.4, 0.3, 0.2], [0, 0, 0]], float)
-    out = analysis.ternary_path(ids, probs, final_id=7)
+    out = ternary_path(ids, probs, final_id=7)
     assert out["valid"].tolist() == [True, True, True, False]
     assert out["bound"].tolist() == [False, False, True, False]
     np.testing.assert_allclose(out["final"][:2], [0.3, 0.6])
     np.testing.assert_allclose(out["runner"][:2], [0.5, 0.2])
-    out = analysis.ternary_path(ids, probs, final_id=4)
+    out = ternary_path(ids, probs, final_id=4)
     assert out["bound"].tolist() == [True, True, False, False]
     np.testing.assert_allclose(out["final"][0], 0.1)  # drawn at the k-th probability
     total = out["final"] + out["runner"] + out["rest"]
@@ -443,9 +453,9 @@ def test_ternary_path_marks_bound_and_sums_to_one():
 def test_state_ternary_converges_to_final_vertex():
     ids = np.array([[1, 2, 3], [1, 2, 3]])
     state = np.array([[0.2, -0.4, 0.1], [0.99, 0.01, 0.0]])
-    out = analysis.state_ternary(ids, state, final_id=1)
+    out = state_ternary(ids, state, final_id=1)
     assert out["valid"].all() and out["final"][1] > 0.97
-    assert not analysis.state_ternary(ids, np.full((2, 3), np.nan), 1)["valid"].any()
+    assert not state_ternary(ids, np.full((2, 3), np.nan), 1)["valid"].any()
 
 
 def test_pca_and_sketch_map_shapes():
@@ -453,16 +463,18 @@ def test_pca_and_sketch_map_shapes():
     pts = rng.normal(size=(10, 4, 8))
     pts[0, 0] = np.nan
     P = rng.normal(size=(50, 8))
-    out = analysis.sketch_map(pts, np.array([1, 2, 3, 4]), P)
+    out = sketch_map(pts, np.array([1, 2, 3, 4]), P)
     assert out["points"].shape == (10, 4, 2) and out["vertices"].shape == (4, 2)
     assert np.isnan(out["points"][0, 0]).all() and np.isfinite(out["points"][1:]).all()
 
 
 def test_umap_map_is_subsampled(monkeypatch):
     # umap-learn itself is optional and slow to JIT-compile; its call is stubbed here (PCA stands in).
-    monkeypatch.setattr(analysis, "umap_2d", analysis.pca_2d)
+    from app import maps
+
+    monkeypatch.setattr(maps, "umap_2d", maps.pca_2d)
     rng = np.random.default_rng(0)
-    out = analysis.sketch_map(rng.normal(size=(40, 10, 8)), np.arange(10), rng.normal(size=(20, 8)), method="umap",
+    out = sketch_map(rng.normal(size=(40, 10, 8)), np.arange(10), rng.normal(size=(20, 8)), method="umap",
                               max_umap_points=100)
     assert out["embedded"].sum() == 10 and np.isfinite(out["points"][out["embedded"]]).all()
     assert np.isnan(out["points"][~out["embedded"]]).all() and out["vertices"].shape == (10, 2)
@@ -471,18 +483,18 @@ def test_umap_map_is_subsampled(monkeypatch):
 def test_errors_shares_diff_and_speedups():
     argmax = np.array([[[1, 2]], [[1, 3]], [[4, 3]]])  # (S=3, B=1, L=2)
     final = np.array([[4, 3]])
-    np.testing.assert_allclose(analysis.not_final_share(argmax, final), [1.0, 0.5, 0.0])
-    assert analysis.argmax_changes(argmax[:, 0]).tolist() == [[False, False], [False, True], [True, False]]
-    diff = analysis.token_diff(np.array([[1, 2, 3]]), np.array([[1, 0, 3]]))
+    np.testing.assert_allclose(not_final_share(argmax, final), [1.0, 0.5, 0.0])
+    assert argmax_changes(argmax[:, 0]).tolist() == [[False, False], [False, True], [True, False]]
+    diff = token_diff(np.array([[1, 2, 3]]), np.array([[1, 0, 3]]))
     assert diff["agreement"] == pytest.approx(2 / 3)
-    ups = analysis.speedups([{"name": "a", "kind": "fmlm", "seconds": 0.1, "nfe": 1},
+    ups = live_speedups([{"name": "a", "kind": "fmlm", "seconds": 0.1, "nfe": 1},
                              {"name": "b", "kind": "flm", "seconds": 2.0, "nfe": 64}])
     assert ups == [{"name": "b", "kind": "flm", "time_ratio": pytest.approx(20.0), "nfe_ratio": 64.0}]
-    assert analysis.times_phrase(20.0, "faster", "slower") == "20× faster"
-    assert analysis.times_phrase(3.21, "faster", "slower") == "3.2× faster"
-    assert analysis.times_phrase(1 / 1024, "fewer calls", "more calls") == "1,024× more calls"  # FMLM ran more steps
-    assert analysis.times_phrase(0.25, "faster", "slower") == "4.0× slower"
-    assert analysis.steps_phrase(1) == "1 step" and analysis.steps_phrase(32) == "32 steps"
+    assert times_phrase(20.0, "faster", "slower") == "20× faster"
+    assert times_phrase(3.21, "faster", "slower") == "3.2× faster"
+    assert times_phrase(1 / 1024, "fewer calls", "more calls") == "1,024× more calls"  # FMLM ran more steps
+    assert times_phrase(0.25, "faster", "slower") == "4.0× slower"
+    assert steps_phrase(1) == "1 step" and steps_phrase(32) == "32 steps"
 
 
 def test_run_time_estimate_scales_the_latest_run_of_the_same_checkpoint():
@@ -491,50 +503,57 @@ def test_run_time_estimate_scales_the_latest_run_of_the_same_checkpoint():
     runs = [{"path": "a", "n": 2, "gen": SimpleNamespace(seconds=4.0, nfe=32)},
             {"path": "b", "n": 1, "gen": SimpleNamespace(seconds=1.0, nfe=1)},
             {"path": "a", "n": 4, "gen": SimpleNamespace(seconds=2.0, nfe=8)}]  # latest of "a": 1/16 s per call-sample
-    assert analysis.estimate_seconds(runs, "a", nfe=1024, samples=2) == pytest.approx(128.0)
-    assert analysis.estimate_seconds(runs, "b", nfe=3, samples=1) == pytest.approx(3.0)
-    assert analysis.estimate_seconds(runs, "c", nfe=1, samples=1) is None
+    assert estimate_seconds(runs, "a", nfe=1024, samples=2) == pytest.approx(128.0)
+    assert estimate_seconds(runs, "b", nfe=3, samples=1) == pytest.approx(3.0)
+    assert estimate_seconds(runs, "c", nfe=1, samples=1) is None
 
 
-def test_discrete_views_show_each_steps_result():
-    """Rows record the state a step starts from; after the last step nothing is pending."""
-    pending = np.array([[[1, 1, 1]], [[1, 0, 1]], [[0, 0, 1]]], dtype=bool)  # (S=3, B=1, L=3)
-    after = analysis.pending_after_step(pending)
-    assert after.tolist() == [[[True, False, True]], [[False, False, True]], [[False, False, False]]]
-    np.testing.assert_allclose(analysis.pending_share(after), [2 / 3, 1 / 3, 0.0])
+def test_discrete_step_view_shows_the_state_after_each_step():
+    """MDLM / AR: the record's pending flags are those after each step; a written position shows its token."""
+    pending = np.array([[[1, 0, 1]], [[0, 0, 1]], [[0, 0, 0]]], dtype=bool)  # (S=3, B=1, L=3)
+    arrays = {"argmax": np.tile([4, 5, 6], (3, 1, 1)), "top_probs": np.full((3, 1, 3, 2), 0.5),
+              "final_tokens": np.array([[7, 8, 9]]), "pending": pending}
+    views = [step_view(arrays, 0, i, discrete=True) for i in range(3)]
+    assert [v["ids"].tolist() for v in views] == [[-1, 8, -1], [7, 8, -1], [7, 8, 9]]
+    assert [v["changed"].tolist() for v in views] == [[False, True, False], [True, False, False],
+                                                      [False, False, True]]
+    assert views[1]["confidence"].tolist() == [1.0, 1.0, 0.0]
+    np.testing.assert_allclose(pending_share(pending), [2 / 3, 1 / 3, 0.0])
 
 
-def test_seconds_axis_labels_times_with_units():
-    axis = charts.seconds_axis([0.015, 0.64])
-    assert axis["ticktext"] == ["10 ms", "20 ms", "50 ms", "100 ms", "200 ms", "500 ms", "1 s"]
-    assert axis["type"] == "log" and 10 ** axis["range"][0] < 0.015 and 10 ** axis["range"][1] > 0.64
-    assert charts.seconds_axis([0.0003, 15])["ticktext"] == ["1 ms", "10 ms", "100 ms", "1 s", "10 s"]  # decades
-    assert charts.seconds_axis([None, 0.0]) == {}
-
-
-def test_read_benchmarks_is_defensive(tmp_path):
-    assert analysis.read_benchmarks(tmp_path / "none.json") == ([], "no benchmark yet")
-    (tmp_path / "bad.json").write_text("{oops")
-    rows, msg = analysis.read_benchmarks(tmp_path / "bad.json")
-    assert rows == [] and "unreadable" in msg
-    (tmp_path / "b.json").write_text(json.dumps({"rows": [{"model": "m", "kind": "FLM", "gen_ppl": "12.5",
-                                                           "mauve": None, "seconds_per_sample": float("nan")}, 3]}))
-    rows, msg = analysis.read_benchmarks(tmp_path / "b.json")
-    assert msg is None and rows[0]["kind"] == "flm" and rows[0]["gen_ppl"] == 12.5
-    assert rows[0]["seconds_per_sample"] is None and rows[0]["mauve"] is None
+def test_read_benchmarks_takes_the_bench_output_only(tmp_path):
+    assert read_benchmarks(tmp_path / "none.json") == ([], "no benchmark yet")
+    rows, msg = read_benchmarks(Path(__file__).resolve().parents[1] / "checkpoints" / "benchmarks.json")
+    assert msg is None and {"fmlm", "flm", "data"} <= {r["kind"] for r in rows}  # the shipped bench output
+    good = {"rows": [{"model": "m", "kind": "flm", "steps": 8, "gen_ppl": 12.5, "mauve": None,
+                      "seconds_per_sample": float("nan"), "examples": ["a b"]}], "speedups": []}
+    (tmp_path / "good.json").write_text(json.dumps(good))  # NaN as the JSON literal
+    rows, msg = read_benchmarks(tmp_path / "good.json")
+    assert msg is None and rows[0]["gen_ppl"] == 12.5 and rows[0]["steps"] == 8.0 and rows[0]["examples"] == ["a b"]
+    assert rows[0]["seconds_per_sample"] is None and rows[0]["mauve"] is None and rows[0]["nfe"] is None
+    row = good["rows"][0]
+    for content, problem in (("{oops", "unreadable (Expecting property name"),
+                             (json.dumps([row]), 'expected an object with a "rows" list'),
+                             (json.dumps({"results": [row]}), 'expected an object with a "rows" list'),
+                             (json.dumps({"rows": [3]}), "row 0 is not an object"),
+                             (json.dumps({"rows": [row, {"model": "m"}]}), "row 1 has no model and kind"),
+                             (json.dumps({"rows": [dict(row, gen_ppl="12.5")]}), "row 0 has a gen_ppl that is not")):
+        (tmp_path / "b.json").write_text(content)
+        rows, msg = read_benchmarks(tmp_path / "b.json")
+        assert rows == [] and msg.startswith(f"{tmp_path / 'b.json'}: ") and problem in msg and "\n" not in msg
 
 
 def test_validate_user_path(tmp_path):
     allowed = [tmp_path / "ok"]
     (tmp_path / "ok" / "ckpt").mkdir(parents=True)
     (tmp_path / "ok" / "ckpt" / "config.json").write_text("{}")
-    assert analysis.validate_user_path(str(tmp_path / "ok" / "ckpt"), allowed) == (tmp_path / "ok" / "ckpt").resolve()
+    assert catalogue.validate_user_path(str(tmp_path / "ok" / "ckpt"), allowed) == (tmp_path / "ok" / "ckpt").resolve()
     with pytest.raises(ValueError, match="no such directory"):
-        analysis.validate_user_path(str(tmp_path / "ok" / "x"), allowed)
+        catalogue.validate_user_path(str(tmp_path / "ok" / "x"), allowed)
     with pytest.raises(ValueError, match="no config.json"):
-        analysis.validate_user_path(str(tmp_path / "ok"), allowed)
+        catalogue.validate_user_path(str(tmp_path / "ok"), allowed)
     with pytest.raises(ValueError, match="enter the path"):
-        analysis.validate_user_path("  ", allowed)
+        catalogue.validate_user_path("  ", allowed)
     # Outside the allowed folders: refused before anything is read, also through ../ and symlinks.
     (tmp_path / "secret").mkdir()
     (tmp_path / "secret" / "config.json").write_text("{}")
@@ -542,57 +561,117 @@ def test_validate_user_path(tmp_path):
     for text in (str(tmp_path / "secret"), str(tmp_path / "ok" / ".." / "secret"), str(tmp_path / "ok" / "link"),
                  "/etc"):
         with pytest.raises(ValueError, match="outside the allowed folders.*FLM_EXPLORER_ALLOW_PATHS"):
-            analysis.validate_user_path(text, allowed)
+            catalogue.validate_user_path(text, allowed)
     (tmp_path / "secret" / "model.safetensors").write_bytes(b"x")  # a file inside linking outside
     (tmp_path / "ok" / "ckpt" / "model.safetensors").symlink_to(tmp_path / "secret" / "model.safetensors")
     with pytest.raises(ValueError, match="model.safetensors links outside the allowed folders"):
-        analysis.validate_user_path(str(tmp_path / "ok" / "ckpt"), allowed)
+        catalogue.validate_user_path(str(tmp_path / "ok" / "ckpt"), allowed)
 
 
 def test_allowed_roots_are_the_scanned_roots_runs_and_the_environment(tmp_path):
-    env = {analysis.ENV_CHECKPOINTS: str(tmp_path / "a"), analysis.ENV_ALLOW: os.pathsep.join(["/x", "/y"])}
-    assert analysis.allowed_roots(env, repo_root=tmp_path) == [tmp_path / "a", tmp_path / "runs", Path("/x"), Path("/y")]
-    assert analysis.allowed_roots({}, repo_root=tmp_path) == [tmp_path / "checkpoints", tmp_path / "runs"]
+    env = {catalogue.ENV_CHECKPOINTS: str(tmp_path / "a"), catalogue.ENV_ALLOW: os.pathsep.join(["/x", "/y"])}
+    assert catalogue.allowed_roots(env, repo_root=tmp_path) == [tmp_path / "a", tmp_path / "runs", Path("/x"), Path("/y")]
+    assert catalogue.allowed_roots({}, repo_root=tmp_path) == [tmp_path / "checkpoints", tmp_path / "runs"]
 
 
-def test_chart_builders_return_figures():
-    rng = np.random.default_rng(1)
-    S, L, k = 6, 5, 3
-    argmax = rng.integers(0, 10, size=(S, L))
-    conf = rng.random((S, L))
-    tokens = [f"t{i}" for i in range(10)]
-    fig = charts.argmax_grid(argmax, conf, list(range(1, S + 1)), tokens, analysis.argmax_changes(argmax),
-                             np.zeros((S, L), bool), current=2)
-    assert isinstance(fig, go.Figure) and fig.data[0].z.shape == (L, S)
-    assert fig.data[0].text[0][0] == f"t{argmax[0, 0]}"
-    pred = analysis.ternary_path(rng.integers(0, 10, (S, k)), np.sort(rng.random((S, k)))[:, ::-1] / 3, 4)
-    fig = charts.simplex_figure(pred, np.linspace(0, 1, S), current=1)
-    assert fig.data[0].type == "scatterternary"
-    jump = charts.simplex_figure(analysis.ternary_path(np.array([[4, 1, 2]]), np.array([[0.7, 0.2, 0.1]]), 4),
-                                 [0.0], jump=True)
-    assert list(jump.data[0].a) == [0, 0.7] and jump.data[0].name == "one network call"
-    fig = charts.decoding_error_figure(np.linspace(0, 1, S), np.linspace(0, 0.9, S), np.linspace(1, 0, S),
-                                       theory=np.linspace(1, 0, S), current=3)
-    assert len(fig.data) == 6
-    measured = charts.decoding_error_figure(np.linspace(0, 1, S), np.linspace(0, 0.9, S), np.linspace(1, 0, S),
-                                            theory=np.linspace(1, 0, S), state_error=np.linspace(0.9, 0, S))
-    assert [tr.name for tr in measured.data if tr.showlegend] == [
+def test_timing_figure_plots_time_per_sample_with_nfe():
+    lanes = [{"name": "a", "kind": "fmlm", "seconds": 0.1, "nfe": 1, "n": 2},
+             {"name": "b", "kind": "flm", "seconds": 3.2, "nfe": 64, "n": 2}]
+    fig = charts.timing_figure(lanes)
+    bar = fig.data[0]
+    assert list(bar.y) == ["FMLM · a", "FLM · b"] and list(bar.x) == pytest.approx([0.05, 1.6])
+    assert list(bar.text) == ["50 ms · 1 NFE", "1600 ms · 64 NFE"]
+    assert list(bar.marker.color) == [KIND_COLOR["fmlm"], KIND_COLOR["flm"]]
+    assert fig.layout.xaxis.title.text == "wall time per sample (log scale)" and fig.layout.xaxis.type == "log"
+
+
+def test_argmax_grid_draws_confidence_tokens_changes_and_pending():
+    argmax = np.array([[1, 2, -1], [1, 3, 0]])  # (S=2, L=3); -1: no prediction yet
+    conf = np.array([[0.5, 0.4, 0.0], [0.9, 0.6, 0.3]])
+    pending = np.array([[False, True, True], [False, False, False]])
+    fig = charts.argmax_grid(argmax, conf, [1, 2], ["t0", "t1", "t2", "t3"], argmax_changes(argmax), pending,
+                             current=1)
+    heat, grey, marks = fig.data
+    np.testing.assert_allclose(np.asarray(heat.z, float), [[0.5, 0.9], [np.nan, 0.6], [np.nan, 0.3]])
+    assert np.asarray(heat.text).tolist() == [["t1", "t1"], ["t2", "t3"], ["·", "t0"]]  # (L, S)
+    np.testing.assert_allclose(np.asarray(grey.z, float), [[np.nan, np.nan], [1.0, np.nan], [1.0, np.nan]])
+    assert (list(marks.x), list(marks.y)) == ([1], [1])  # position 1 changed 2 -> 3 (0 after -1 is no change)
+    assert fig.layout.shapes[0].x0 == 1  # the current step's column
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("recorded step", "position")
+
+
+def test_simplex_figure_draws_the_path_and_a_one_step_jump():
+    ids = np.array([[4, 1, 2], [4, 1, 2], [1, 4, 2]])
+    probs = np.array([[0.5, 0.3, 0.1], [0.7, 0.2, 0.05], [0.6, 0.3, 0.1]])
+    fig = charts.simplex_figure(ternary_path(ids, probs, 4), [0.0, 0.5, 1.0], current=1)
+    path, current = fig.data
+    assert list(path.a) == pytest.approx([0.5, 0.7, 0.3]) and list(path.b) == pytest.approx([0.3, 0.2, 0.6])
+    assert list(path.c) == pytest.approx([0.2, 0.1, 0.1]) and list(path.marker.color) == [0.0, 0.5, 1.0]
+    assert current.name == "current step" and list(current.a) == pytest.approx([0.7])
+    assert [fig.layout.ternary[a].title.text for a in ("aaxis", "baxis", "caxis")] == ["final", "runner-up", "rest"]
+    jump = charts.simplex_figure(ternary_path(np.array([[4, 1, 2]]), np.array([[0.7, 0.2, 0.1]]), 4), [0.0],
+                                 jump=True)
+    assert jump.data[0].name == "one network call"
+    assert list(jump.data[0].a) == [0, 0.7] and list(jump.data[0].c) == pytest.approx([1, 0.1])  # from 'rest'
+
+
+def test_decoding_error_figure_plots_shares_against_progress_and_noise():
+    progress, gamma, err = [0.0, 1 / 3, 2 / 3, 1.0], [0.0, 0.3, 0.6, 0.9], [1.0, 0.6, 0.3, 0.0]
+    fig = charts.decoding_error_figure(progress, gamma, err, theory=[0.9, 0.6, 0.3, 0.0],
+                                       state_error=[0.95, 0.7, 0.4, 0.0], current=2)
+    assert [tr.name for tr in fig.data if tr.showlegend] == [
         "prediction argmax ≠ final", "theory 1-q(g): state argmax", "state argmax ≠ final (measured)"]
-    disc = charts.decoding_error_figure(np.linspace(1, 0, S), np.full(S, np.nan), np.linspace(1, 0, S),
-                                        pending=np.linspace(1, 0, S))
-    assert all(tr.xaxis in (None, "x") for tr in disc.data)
-    fig = charts.sketch_map_figure(rng.normal(size=(S, L, 2)), rng.normal(size=(L, 2)), np.linspace(0, 1, S),
-                                   current=2, highlight=1)
-    assert len(fig.data[0].x) == S * L and fig.data[1].name.startswith("token vertices")
-    curves = {k2: {"gamma": np.linspace(0, 1, 5), "alpha": np.linspace(0, 1, 5), "error": np.linspace(1, 0, 5)}
-              for k2 in (3, 64)}
-    fig = charts.schedule_figure(curves, model_k=64, grid={"t": np.linspace(0, 1, 4), "gamma": np.linspace(0, 1, 4),
-                                                           "error": np.linspace(1, 0, 4)})
-    assert any("this model" in (tr.name or "") for tr in fig.data)
-    rows = [{"model": "m", "kind": "flm", "steps": 8.0, "nfe": 8.0, "seconds_per_sample": 0.2, "gen_ppl": 50.0}]
+    vs_t, vs_g = (tr for tr in fig.data if tr.name == "prediction argmax ≠ final")
+    assert list(vs_t.x) == progress and list(vs_g.x) == gamma and list(vs_t.y) == err
+    assert [list(tr.x) for tr in fig.data if tr.name == "current"] == [[2 / 3], [0.6]]
+    assert [fig.layout[a].title.text for a in ("xaxis", "xaxis2", "yaxis")] == ["t", "g", "share of positions"]
+    discrete = charts.decoding_error_figure(progress, np.full(4, np.nan), err, pending=[0.9, 0.5, 0.2, 0.0],
+                                            label="not final yet", pending_label="argmax ≠ final")
+    assert [tr.name for tr in discrete.data] == ["not final yet", "argmax ≠ final"]  # no g panel
+    assert discrete.layout.annotations[1].text == "vs g (no g: discrete model)"
+
+
+def test_sketch_map_figure_draws_predictions_vertices_and_a_track():
+    rng = np.random.default_rng(1)
+    points, vertices, progress = rng.normal(size=(6, 5, 2)), rng.normal(size=(5, 2)), np.linspace(0, 1, 6)
+    fig = charts.sketch_map_figure(points, vertices, progress, current=2, highlight=1)
+    cloud, verts, current, track = fig.data
+    assert len(cloud.x) == 30 and list(cloud.marker.color) == pytest.approx(np.repeat(progress, 5))
+    np.testing.assert_allclose(verts.x, vertices[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(current.y, points[2, :, 1], rtol=1e-6)
+    assert track.name == "position 1"
+    np.testing.assert_allclose(track.x, np.r_[points[:, 1, 0], vertices[1, 0]], rtol=1e-6)
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("PCA 1", "PCA 2")
+    big = charts.sketch_map_figure(rng.normal(size=(300, 40, 2)), rng.normal(size=(40, 2)), np.linspace(0, 1, 300),
+                                   current=299, max_points=4000)
+    assert len(big.data[0].x) <= 4000 and len(big.data[2].x) == 40  # a thinned cloud, the current step whole
+
+
+def test_schedule_figure_draws_each_vocabulary_and_the_grid():
+    curves = {k: {"gamma": np.linspace(0, 1, 5), "alpha": np.linspace(0, 1, 5) ** (k / 32),
+                  "error": 1 - np.linspace(0, 1, 5)} for k in (3, 64)}
+    grid = {"t": np.linspace(0, 1, 4), "gamma": np.array([0, 0.5, 0.8, 1]), "error": np.linspace(1, 0, 4)}
+    fig = charts.schedule_figure(curves, model_k=64, grid=grid)
+    assert [tr.name for tr in fig.data if tr.showlegend is not False] == [
+        "K = 3", "K = 64 (this model)", "sampler grid (3 steps)"]
+    this = fig.data[2]
+    assert (this.line.color, this.line.width) == ("#111", 3.5)
+    np.testing.assert_allclose(this.y, curves[64]["alpha"])
+    assert list(fig.data[4].x) == [0, 0.5, 0.8, 1] and list(fig.data[4].y) == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    assert [fig.layout[a].title.text for a in ("yaxis", "yaxis2")] == ["t", "1 - q"]
+
+
+def test_benchmark_figure_draws_benchmark_lines_and_session_runs():
+    rows = [{"model": "m", "kind": "flm", "steps": 8.0, "nfe": 8.0, "seconds_per_sample": 0.2, "gen_ppl": 50.0},
+            {"model": "m", "kind": "flm", "steps": 2.0, "nfe": 2.0, "seconds_per_sample": 0.05, "gen_ppl": 90.0}]
     session = [{"model": "m", "kind": "fmlm", "steps": 1, "nfe": 1, "seconds_per_sample": 0.01}]
     fig = charts.benchmark_figure(rows, session)
-    assert [tr.name for tr in fig.data] == ["FLM", "your FMLM runs"]
+    line, ticks = fig.data
+    assert (line.name, list(line.x), list(line.y), list(line.text)) == ("FLM", [0.05, 0.2], [90.0, 50.0], ["2", "8"])
+    assert line.line.color == KIND_COLOR["flm"]
+    assert (ticks.name, list(ticks.x), list(ticks.y)) == ("your FMLM runs", [0.01], ["FMLM"])
+    assert fig.layout.yaxis.title.text == "Gen PPL (log, lower is better)" and fig.layout.yaxis.type == "log"
+    assert fig.layout.xaxis2.title.text == "time per sample (log scale)" and "10 ms" in fig.layout.xaxis2.ticktext
     timing_only = charts.benchmark_figure([], session)
     assert [tr.name for tr in timing_only.data] == ["your FMLM runs"]
     assert "no Gen PPL" in timing_only.layout.title.text
@@ -602,25 +681,25 @@ def test_chart_builders_return_figures():
     fresh = charts.benchmark_figure(rows, [])
     assert fresh.layout.xaxis.title.text == "time per sample (log scale)" and fresh.layout.xaxis.tickvals
     assert "xaxis2" not in fresh.layout.to_plotly_json()
-    assert fig.layout.xaxis2.title.text == "time per sample (log scale)" and fig.layout.xaxis2.tickvals
-    big_map = charts.sketch_map_figure(rng.normal(size=(300, 40, 2)), rng.normal(size=(40, 2)), np.linspace(0, 1, 300),
-                                       current=299, max_points=4000)
-    assert len(big_map.data[0].x) <= 4000 and len(big_map.data[2].x) == 40
-    logs = {"a": [{"step": 1, "split": "train", "nll": 3.0}, {"step": 2, "split": "val", "nll": 2.0}]}
-    assert len(charts.training_figure(logs, ["nll"]).data) == 2
+
+
+def test_training_figure_draws_train_and_val_curves_in_the_kinds_colours():
+    logs = {"a": [{"step": 2, "split": "train", "nll": 2.5}, {"step": 1, "split": "train", "nll": 3.0},
+                  {"step": 2, "split": "val", "nll": 2.0}]}
+    train, val = charts.training_figure(logs, ["nll"]).data
+    assert (train.name, list(train.x), list(train.y)) == ("a (train)", [1, 2], [3.0, 2.5])
+    assert (val.name, val.line.dash, list(val.y)) == ("a (val)", "dash", [2.0])
     many = {f"c{i}": logs["a"] for i in range(5)}
     kinds = {"c0": "flm", "c1": "fmlm", "c2": "flm", "c3": "flm", "c4": "flm"}
     colours = [tr.line.color for tr in charts.training_figure(many, ["nll"], kinds=kinds).data
                if tr.name.endswith("(train)")]
-    spare = [c for c in charts.PALETTE if c not in analysis.KIND_COLOR.values()]
-    assert colours == [analysis.KIND_COLOR["flm"], analysis.KIND_COLOR["fmlm"], *spare[:3]]
-    lanes = [{"name": "a", "kind": "fmlm", "seconds": 0.1, "nfe": 1, "n": 2}]
-    assert charts.timing_figure(lanes).data[0].x[0] == pytest.approx(0.05)
+    spare = [c for c in charts.PALETTE if c not in KIND_COLOR.values()]
+    assert colours == [KIND_COLOR["flm"], KIND_COLOR["fmlm"], *spare[:3]]  # a kind's colour once, then spares
 
 
 def test_running_text_writes_characters_split_over_tokens_whole():
     tokens = [" vol", "ur", "\\xc3", "\\xa8", "re", "\\xe2\\x80", "\\x94", "\\xff"]
-    assert analysis.joined_pieces(tokens) == [" vol", "ur", "è", "", "re", "—\ufffd", "", ""]  # 0xff: no character
+    assert joined_pieces(tokens) == [" vol", "ur", "è", "", "re", "—\ufffd", "", ""]  # 0xff: no character
     plain = re.sub(r"<[^>]+>", "", render.step_text_html([0, 1, 2, 3, 4], [1.0] * 5, [False] * 5, [False] * 5, tokens))
     assert plain == " volurère"
     half = re.sub(r"<[^>]+>", "", render.step_text_html([2, 3], [1.0, 1.0], [False, False], [False, True], tokens))
@@ -652,7 +731,7 @@ def test_gif_text_is_set_as_large_as_the_longest_frame_allows():
         return np.nonzero((body < 128).any(axis=1))[0] + 60
 
     short = inked_rows([(" hello", 1.0, False, False)])
-    assert short.max() - short.min() >= 25  # the 40 px type (it was 20 px)
+    assert short.max() - short.min() >= 25  # the largest size, 40 px
     long = inked_rows([(" word", 1.0, False, False)] * 120)
     assert 540 * 0.75 < long.max() < 540  # fills the frame, and fits it
 
@@ -664,11 +743,13 @@ def test_denoising_gif_from_a_real_run(tiny_root):
 
     pipe = flm_core.load(tiny_root / "tiny_mdlm")
     gen = pipe.generate(1, 8, 0, record=True)
-    arrays = analysis.to_numpy(gen.trajectory)
-    tokens = analysis.token_strings(pipe.tokenizer, pipe.vocab_size)
-    frames = analysis.denoising_frames(arrays, 0, tokens, True, "MDLM · tiny", gen.steps, gen.nfe, max_frames=5)
+    arrays = to_numpy(gen.trajectory)
+    tokens = token_strings(pipe.tokenizer, pipe.vocab_size)
+    frames = denoising_frames(arrays, 0, tokens, True, "MDLM · tiny", gen.steps, gen.nfe, max_frames=5)
     assert len(frames) == 6 and frames[-1]["title"].endswith("(8 network calls)")
-    assert all(p[3] for p in frames[0]["pieces"])  # MDLM starts fully masked
+    first = [p[3] for p in frames[0]["pieces"]]  # the state after step 1 of 8: mostly still masked
+    assert first == gen.trajectory.pending[0, 0].tolist() and sum(first) > len(first) // 2
+    assert not any(p[3] for p in frames[-2]["pieces"])  # the last step leaves nothing masked
     gif = render.gif_frames(frames)
     assert Image.open(io.BytesIO(gif)).n_frames == 6
 
@@ -677,6 +758,6 @@ def test_export_run_is_strict_json(tiny_root):
     import flm_core
 
     gen = flm_core.load(tiny_root / "tiny_mdlm").generate(1, 3, 0, record=True)
-    text = analysis.export_run({"checkpoint": "x"}, gen)
+    text = export_run({"checkpoint": "x"}, gen)
     data = json.loads(text)
     assert data["nfe"] == 3 and len(data["texts"]) == 1 and data["trajectory"]["gamma"] == [None] * 3

@@ -31,7 +31,7 @@ def test_speedups_pick_the_fastest_matching_setting():
             row("ar", "ar", 15, None, 4.0, 0.03),
             dict(row("judge", "ar", 15, 5.0, 4.0, 0.001), self_evaluated=True),  # the evaluator: not comparable
             {"model": "data (validation)", "kind": "data", "steps": None, "gen_ppl": 20.0, "entropy": 4.0}]
-    out = {s["model"]: s for s in bench.speedups(rows)}
+    out = {s["model"]: s for s in bench.matched_speedups(rows)}
     assert set(out) == {"flm", "mdlm", "ar"}  # the FMLM's own multi-step rows are not "another model"
     assert out["flm"]["matched"] and out["flm"]["steps"] == 16
     assert out["flm"]["speedup"] == pytest.approx(10.0)
@@ -40,7 +40,7 @@ def test_speedups_pick_the_fastest_matching_setting():
     assert "10x faster than flm, which needs 16 steps to match its quality (Gen PPL 95 <= 100" in \
         bench.speedup_sentence(out["flm"])
     assert "no setting of mdlm" in bench.speedup_sentence(out["mdlm"])
-    assert bench.speedups([row("flm", "flm", 8, 10.0, 4.0, 0.1)]) == []  # no one-step FMLM
+    assert bench.matched_speedups([row("flm", "flm", 8, 10.0, 4.0, 0.1)]) == []  # no one-step FMLM
 
 
 def test_bench_writes_json_markdown_and_html(world, tmp_path):
@@ -78,8 +78,8 @@ def test_bench_writes_json_markdown_and_html(world, tmp_path):
     assert "<html" in html and "Plotly" in html and "<script src=\"https://cdn" not in html  # self-contained
     fig = json.loads((tmp_path / "out" / "benchmarks.plotly.json").read_text())
     names = [t.get("name") for t in fig["data"]]
-    assert {"flm (flm)", "fmlm (fmlm)", "mdlm (mdlm)", "ar (ar)"} <= set(names)
-    assert fig["layout"]["xaxis"]["type"] == "log"
+    assert {"FLM", "FMLM", "MDLM", "AR"} <= set(names)  # bench.quality_traces, the app's headline chart too
+    assert fig["layout"]["xaxis"]["type"] == "log" and fig["layout"]["xaxis"]["ticktext"][0].endswith("s")
     assert set(paths) == {"json", "md", "html", "plotly.json"}
 
 
@@ -124,19 +124,55 @@ def test_evaluate_cli_table_and_one_line_errors(world, capsys):
     assert "max-steps" in capsys.readouterr().err
 
 
-def test_update_model_cards_rewrites_only_the_benchmark_section(world, tmp_path):
+def test_update_model_cards_sets_the_benchmark_in_the_card_data_and_keeps_the_stages(world, tmp_path):
     import shutil
+
+    from flm_core.cards import read_card_data
 
     ckpt = tmp_path / "fmlm"
     shutil.copytree(world["fmlm"], ckpt)
-    (ckpt / "README.md").write_text("# FMLM card\n\ntraining facts\n")
+    stages = [{"command": "python -m flm_core train fmlm ...", "steps": 3, "tokens_seen": 96, "wall_minutes": 0.1,
+               "hardware": "CPU", "precision": "fp32", "init_from": None, "validation": {"diagonal_kl": 0.5}}]
+    (ckpt / "card.json").write_text(json.dumps({"parameters": None, "stages": stages, "benchmark": None}))
     result = bench.run_bench([str(ckpt)], str(world["data"]), steps=[1, 2], num_samples=2, seed=0, repeats=1,
                              mauve=False)
-    for _ in range(2):  # idempotent: the second run replaces the section instead of appending
+    for _ in range(2):  # idempotent: the second run replaces the benchmark instead of appending
         assert bench.update_model_cards(result) == [str(ckpt / "README.md")]
+    data = read_card_data(ckpt)
+    assert data["stages"] == stages and [row[0] for row in data["benchmark"]["rows"]] == ["1", "2", "data"]
     card = (ckpt / "README.md").read_text()
-    assert card.startswith("# FMLM card\n\ntraining facts\n\n## Benchmark")
+    assert card.startswith("# FMLM checkpoint\n") and f"- command: `{stages[-1]['command']}`" in card
     assert card.count("## Benchmark") == 1
     assert "| 1 | 1 |" in card and "| 2 | 2 |" in card and "| data |" in card
     shown = result["rows"][0]["examples"]
     assert "Unedited samples (1 step," in card and all(text.strip() in card for text in shown)
+
+
+def test_seconds_axis_labels_times_with_units():
+    axis = bench.seconds_axis([0.015, 0.64])
+    assert axis["ticktext"] == ["10 ms", "20 ms", "50 ms", "100 ms", "200 ms", "500 ms", "1 s"]
+    assert axis["type"] == "log" and 10 ** axis["range"][0] < 0.015 and 10 ** axis["range"][1] > 0.64
+    assert bench.seconds_axis([0.0003, 15])["ticktext"] == ["1 ms", "10 ms", "100 ms", "1 s", "10 s"]  # decades
+    assert bench.seconds_axis([None, 0.0]) == {}
+
+
+def test_gen_ppl_axis_leaves_room_for_the_step_labels():
+    axis = bench.gen_ppl_axis([50.0, None, 800.0])
+    assert axis["dtick"] == 1 and axis["range"] == pytest.approx([math.log10(50) - 0.2, math.log10(800) + 0.3])
+    assert bench.gen_ppl_axis([50.0, 60.0])["dtick"] is None  # within a decade: plotly's own ticks
+    assert bench.gen_ppl_axis([]) == {"type": "log"}
+
+
+def test_quality_traces_draw_one_line_per_model_labelled_with_steps():
+    def row(model, kind, steps, ppl, seconds):
+        return {"model": model, "kind": kind, "steps": steps, "nfe": steps, "gen_ppl": ppl, "seconds_per_sample": seconds}
+
+    rows = [row("b", "flm", 8, 60.0, 0.2), row("b", "flm", 2, 90.0, 0.05), row("a", "fmlm", 1, 70.0, 0.01),
+            row("c", "flm", 4, 80.0, 0.1), row("d", "mdlm", 4, None, 0.1),
+            {"model": "data (validation)", "kind": "data", "steps": None, "gen_ppl": 30.0}]
+    traces = bench.quality_traces(rows, colors={"flm": "#123456"})
+    assert [t.name for t in traces] == ["FLM · b", "FLM · c", "FMLM"]  # by kind; the model only where needed
+    flm_b = traces[0]
+    assert list(flm_b.x) == [0.05, 0.2] and list(flm_b.y) == [90.0, 60.0] and list(flm_b.text) == ["2", "8"]
+    assert flm_b.line.color == "#123456" and traces[2].line.color is None
+    assert flm_b.textposition == "top center" and traces[2].textposition == "bottom center"

@@ -230,6 +230,14 @@ def test_atomic_write_text_replaces_whole_file(tmp_path):
     assert path.read_text() == "two" and os.listdir(path.parent) == ["f.json"]
 
 
+def test_json_safe_turns_nan_inf_and_numpy_scalars_into_strict_json():
+    import numpy as np
+
+    raw = {"a": float("nan"), "b": [1.5, float("-inf"), (np.float32(2.0), np.int64(3), np.float64("nan"))], "c": "x"}
+    assert json.dumps(checkpoint.json_safe(raw), allow_nan=False) == \
+        '{"a": null, "b": [1.5, null, [2.0, 3, null]], "c": "x"}'
+
+
 @pytest.mark.parametrize("value", ["x", None, 99, True])
 def test_bad_format_version(write_ckpt, value):
     directory, _, _ = write_ckpt()

@@ -142,7 +142,8 @@ class ExactDenoiser(torch.nn.Module):
 def sample(network: torch.nn.Module, steps: int, seed: int = 1, n: int = N_SAMPLES) -> torch.Tensor:
     """Tokens (n, L) from the flow sampler (Euler for one time input, flow map for two)."""
     generator = torch.Generator().manual_seed(seed)
-    tokens, nfe = run_sampler(FlowSampler(network), n, steps, generator, torch.device("cpu"))
+    low_rank = not isinstance(network, ExactDenoiser)  # the Bayes denoiser reads the dense x
+    tokens, nfe = run_sampler(FlowSampler(network, low_rank=low_rank), n, steps, generator, torch.device("cpu"))
     assert nfe == steps
     return tokens
 

@@ -130,7 +130,15 @@ def test_missing_repo_or_path_is_one_line(cache):
     with pytest.raises(CheckpointError) as info:
         flm_core.load("me/never-pushed")
     message = str(info.value)
-    assert "\n" not in message and message.startswith("me/never-pushed: no such local path")
+    assert "\n" not in message and message.startswith("me/never-pushed: no such folder here")
+    assert message.endswith("give the checkpoint folder's full path")
+
+
+def test_a_shipped_checkpoint_loads_by_its_repository_path_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing called checkpoints/ here
+    monkeypatch.setattr(hub, "pull", lambda *a, **k: pytest.fail("a path inside the repository went to the Hub"))
+    pipe = flm_core.load("checkpoints/fmlm-wiki")
+    assert Path(pipe.path) == hub.REPO_ROOT / "checkpoints" / "fmlm-wiki" and pipe.kind == "fmlm"
 
 
 def test_a_mistyped_path_inside_a_local_folder_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from flm_core.config import ModelConfig
-from flm_core.models import ARTransformer, DiT, build_network
+from flm_core.models import ARTransformer, DiT, build_network, parameter_count
 
 K, L, B = 61, 12, 3
 TINY = dict(hidden_size=32, n_blocks=2, n_heads=2, cond_dim=16, dropout=0.0)
@@ -36,11 +36,11 @@ def times(seed: int = 0, b: int = B) -> torch.Tensor:
                                 {"causal": True, "learnable_loss_weighting": True},
                                 {"double_time": True, "learnable_loss_weighting": True},
                                 {"hidden_size": 48, "n_heads": 3, "n_blocks": 3, "cond_dim": 24}])
-def test_parameter_count_matches_estimate(kw):
+def test_parameter_count_of_a_config_is_exact(kw):
     config = cfg(**kw)
     network = build_network(config)
     assert isinstance(network, ARTransformer if config.causal else DiT)
-    assert sum(p.numel() for p in network.parameters()) == config.num_parameters_estimate()
+    assert sum(p.numel() for p in network.parameters()) == parameter_count(config)
 
 
 def test_output_shapes():

@@ -13,7 +13,7 @@ from flm_core.trajectory import MAX_RECORDED_STEPS, SKETCH_DIM, Recorder, Trajec
 
 KINDS = ["flm", "fmlm", "mdlm", "ar"]
 L, B = 12, 3
-TRAJECTORY_FIELDS = ("step", "t", "gamma", "argmax", "top_ids", "top_probs", "entropy", "state_at_top",
+TRAJECTORY_FIELDS = ("step", "progress", "gamma", "argmax", "top_ids", "top_probs", "entropy", "state_at_top",
                      "prediction_sketch", "pending", "final_tokens")
 
 
@@ -82,7 +82,7 @@ def check_trajectory(tr: Trajectory, kind: str, n: int, k: int, tokens: torch.Te
     assert 1 <= s <= MAX_RECORDED_STEPS
     assert tr.step[-1].item() == n - 1 and tr.step[0].item() == 0
     assert bool((tr.step[1:] > tr.step[:-1]).all())
-    shapes = {"t": (s,), "gamma": (s,), "argmax": (s, B, L), "top_ids": (s, B, L, top),
+    shapes = {"progress": (s,), "gamma": (s,), "argmax": (s, B, L), "top_ids": (s, B, L, top),
               "top_probs": (s, B, L, top), "entropy": (s, B, L), "state_at_top": (s, B, L, top),
               "prediction_sketch": (s, B, L, SKETCH_DIM),
               "pending": (s, B, L), "final_tokens": (B, L)}
@@ -102,16 +102,18 @@ def check_trajectory(tr: Trajectory, kind: str, n: int, k: int, tokens: torch.Te
     assert torch.equal(tr.top_ids[..., 0], tr.argmax)
     finite = torch.isfinite(tr.entropy)
     assert bool((tr.entropy[finite] >= -1e-5).all()) and bool((tr.entropy[finite] <= math.log(k) + 1e-4).all())
+    # progress has one meaning for every sampler: 0 at the start state, rising towards 1
+    assert tr.progress[0] == 0 and bool((tr.progress[1:] > tr.progress[:-1]).all()) and tr.progress[-1] < 1
+    assert not tr.pending[-1].any()  # pending is read after each step: nothing is left after the last
+    assert bool((tr.pending[1:] <= tr.pending[:-1]).all())  # a written position stays written
     if kind in ("flm", "fmlm"):
         assert torch.equal(tr.argmax[-1], tokens)  # tokens are the argmax of the last prediction
-        assert bool((tr.gamma[1:] > tr.gamma[:-1]).all()) and tr.t[0] == 0 and tr.gamma[0] == 0
+        assert bool((tr.gamma[1:] > tr.gamma[:-1]).all()) and tr.gamma[0] == 0
+        torch.testing.assert_close(tr.progress, tr.step / n)  # the flows' progress is the model time t_i
         assert torch.isfinite(tr.state_at_top).all() and bool((tr.state_argmax >= 0).all())
         assert not tr.pending.any()
     else:
         assert bool((tr.state_argmax == -1).all()) and torch.isnan(tr.gamma).all()
-    if kind == "mdlm":
-        assert tr.pending[0].all()  # everything starts masked
-        assert bool((tr.t[1:] < tr.t[:-1]).all()) and tr.t[0] == 1
 
 
 @pytest.mark.parametrize("kind", ["flm", "fmlm", "mdlm"])
@@ -157,7 +159,7 @@ def test_flow_sampler_last_state_is_the_final_prediction(pipes, kind):
         x = sampler.init_state(B, plan, generator, torch.device("cpu"))
         for i in range(steps):
             x, out = sampler.step(x, i, plan, generator)
-    assert out.gamma < 1 and plan["g_host"][-1] == 1
+    assert out.gamma < 1 and plan.g_host[-1] == 1
     torch.testing.assert_close(x, out.probs, rtol=0, atol=1e-6)
     assert torch.equal(sampler.tokens(x), out.probs.argmax(-1))
     assert torch.equal(sampler.tokens(x), pipe.generate(B, steps, seed=3).tokens)
@@ -319,9 +321,11 @@ def test_flow_prompt_is_replacement_on_the_noising_path(pipes):
     expected = d.argmax(-1)
     expected[:, positions] = torch.tensor(ids)
     assert torch.equal(pipe.generate(B, steps, seed=8, prefix="abc").tokens, expected)
-    # The last prediction itself, from the dense state (recorded) and from h = x @ E (unrecorded run).
-    recorded = pipe.generate(B, steps, seed=8, prefix="abc", record=True).trajectory.top_probs[-1]
-    torch.testing.assert_close(recorded.float(), d.topk(recorded.shape[-1], -1).values, rtol=0, atol=1e-5)
+    # The last prediction itself, from the dense state (recorded: at the free positions, since the record
+    # shows held ones as certain) and from h = x @ E (unrecorded run).
+    free = [i for i in range(L) if i not in positions]
+    recorded = pipe.generate(B, steps, seed=8, prefix="abc", record=True).trajectory.top_probs[-1][:, free]
+    torch.testing.assert_close(recorded.float(), d[:, free].topk(recorded.shape[-1], -1).values, rtol=0, atol=1e-5)
     outputs = []
     handle = pipe.network.output_layer.register_forward_hook(lambda module, args, out: outputs.append(out))
     pipe.generate(B, steps, seed=8, prefix="abc")
@@ -344,8 +348,10 @@ def test_a_one_step_flow_cannot_see_the_prompt_and_more_steps_can(pipes, kind):
 
 def test_mdlm_prompt_is_never_masked_and_ar_writes_it_when_it_gets_there(pipes):
     mdlm = pipes["mdlm"].generate(B, 6, seed=1, prefix="ab", suffix="cd", record=True)
-    held = mdlm.held
-    assert not mdlm.trajectory.pending[:, :, held].any() and mdlm.trajectory.pending[0, :, ~held].all()
+    held, first_pending = mdlm.held, mdlm.trajectory.pending[0]
+    assert not mdlm.trajectory.pending[:, :, held].any()
+    # after one of six steps each free position is still masked with probability 5/6
+    assert 0.5 < first_pending[:, ~held].float().mean() < 1
     ar, plain = pipes["ar"].generate(B, 1, seed=1, prefix="ab"), pipes["ar"].generate(B, 1, seed=1)
     start = int(pipes["ar"].held_tokens("ab", "").positions[-1]) + 1
     assert not torch.equal(ar.tokens[:, start:], plain.tokens[:, start:])  # what follows sees the prompt
@@ -362,3 +368,15 @@ def test_an_ending_that_starts_a_word_gets_its_space(pipes):
 def test_a_prompt_longer_than_the_sample_is_a_one_line_error(pipes):
     with pytest.raises(ValueError, match="shorten the prefix or the suffix"):
         pipes["flm"].generate(1, 2, prefix="a" * 40)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_held_positions_are_recorded_as_the_tokens_the_sampler_used(pipes, kind):
+    """The record shows what the sampler used: a held token, certain, wherever the prompt holds one."""
+    gen = pipes[kind].generate(B, 3, seed=2, prefix="ab", suffix="cd", record=True)
+    tr, held = gen.trajectory, gen.held
+    ids = gen.tokens[:, held]
+    assert torch.equal(tr.argmax[:, :, held], ids.expand(tr.argmax.shape[0], -1, -1))
+    assert bool((tr.top_probs[:, :, held, 0] == 1).all()) and bool((tr.top_probs[:, :, held, 1:] == 0).all())
+    assert bool((tr.entropy[:, :, held] == 0).all())
+    assert torch.equal(gen.tokens[:, held], pipes[kind].held_tokens("ab", "cd").ids.expand(B, -1))

@@ -10,9 +10,11 @@ from flm_core.tokens import (
     PAD_ID,
     SEP_ID,
     SEPARATOR,
+    byte_level_alphabet,
     decode,
     load_tokenizer,
     one_hot,
+    token_bytes,
     train_tokenizer,
 )
 
@@ -56,9 +58,32 @@ def test_decode_renders_separator_and_skips_mask_pad(tok):
 
 
 def test_decode_any_id_in_range(tok):
-    ids = list(range(tok.get_vocab_size()))
-    assert isinstance(decode(tok, ids), str)
-    assert isinstance(decode(tok, ids[::-1]), str)
+    """Any run of ids decodes to its tokens' bytes as UTF-8, undecodable bytes as U+FFFD; SEPARATOR ends a line."""
+    ids = list(range(PAD_ID + 1, tok.get_vocab_size()))
+    for order in (ids, ids[::-1]):
+        text = b"".join(token_bytes(tok, i) for i in order).decode("utf-8", errors="replace")
+        assert decode(tok, [MASK_ID, *order, SEP_ID, *order[:3]]) == text + "\n" + decode(tok, order[:3])
+    assert decode(tok, tok.encode("café").ids[:-1]) == "caf\ufffd"  # "é" is two bytes, its last one missing
+
+
+def test_byte_level_alphabet_is_the_tokenizers_one():
+    from tokenizers import pre_tokenizers
+
+    table = byte_level_alphabet()
+    assert set(table) == set(pre_tokenizers.ByteLevel.alphabet()) and sorted(table.values()) == list(range(256))
+    assert (table["a"], table["Ġ"], table["Ċ"]) == (ord("a"), ord(" "), ord("\n"))
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    for text in (ASCII, UNICODE):
+        (written, _), = byte_level.pre_tokenize_str(text)
+        assert bytes(table[c] for c in written) == text.encode("utf-8")
+
+
+def test_token_bytes_spell_the_text_byte_for_byte(tok):
+    ids = tok.encode(UNICODE).ids
+    assert b"".join(token_bytes(tok, i) for i in ids) == UNICODE.encode("utf-8")
+    assert [token_bytes(tok, i) for i in tok.encode("—").ids] == [b"\xe2", b"\x80", b"\x94"]  # one token a byte
+    assert [token_bytes(tok, i) for i in tok.encode(" the").ids] == [b" t", b"he"]  # "Ġt" is the bytes " t"
+    assert [token_bytes(tok, i) for i in (SEP_ID, MASK_ID, PAD_ID)] == [None, None, None]
 
 
 def test_training_is_deterministic():

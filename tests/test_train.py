@@ -13,13 +13,13 @@ import torch
 from safetensors.torch import load_file
 
 import flm_core
-from flm_core import objectives
 from flm_core import train as train_module
 from flm_core.checkpoint import WEIGHTS_FILE, save_checkpoint
 from flm_core.cli import main
 from flm_core.config import RunConfig
 from flm_core.models import build_network
-from flm_core.train import earlier_stages, STATE_DIR, TrainingError, build_student, training_log
+from flm_core.cards import read_card_data
+from flm_core.train import STATE_DIR, TrainingError, build_student, training_log
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -194,14 +194,18 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_
     assert main(tiny_train_args("flm", tiny_data, out, "--max-steps", "4", "--lr", "3e-3")) == 0
     before = snapshot(out)
     calls = []
-    original = objectives.flm_loss
+    make_objective = train_module.make_objective
 
-    def poisoned(network, tokens, generator):
-        loss, logs = original(network, tokens, generator)
-        calls.append(1)
-        return (loss * float("nan") if len(calls) >= 3 else loss), logs
+    def poisoned_objective(config, teacher):
+        loss_fn = make_objective(config, teacher)
 
-    monkeypatch.setattr(objectives, "flm_loss", poisoned)
+        def poisoned(network, tokens, generator):
+            loss, logs = loss_fn(network, tokens, generator)
+            calls.append(1)
+            return (loss * float("nan") if len(calls) >= 3 else loss), logs
+        return poisoned
+
+    monkeypatch.setattr(train_module, "make_objective", poisoned_objective)
     config = RunConfig.from_dict(json.loads((out / STATE_DIR / "step_000000004" / "state.json").read_text())["config"])
     config.training.max_steps = 10
     with pytest.raises(TrainingError, match="non-finite") as info:
@@ -280,9 +284,10 @@ def test_init_from_starts_at_the_checkpoint_weights_with_a_fresh_run(tiny_data, 
 def test_a_warm_start_carries_the_stages_behind_its_weights_into_its_card(tiny_data, tmp_path, tiny_train_args,
                                                                         flm_checkpoint):
     """Stage 1 trains from scratch, stage 2 continues its export, stage 3 continues stage 2's export into
-    the same folder (as scripts/continue_shipped.sh does); each card lists the stages before it, oldest first."""
-    first_command = next(line for line in (flm_checkpoint / "README.md").read_text().splitlines()
-                         if line.startswith("- command: "))
+    the same folder (as scripts/continue_shipped.sh does); each card lists the stages before it, oldest
+    first, as data (card.json), and the README is rendered from it."""
+    first = read_card_data(flm_checkpoint)["stages"]
+    assert len(first) == 1 and first[0]["init_from"] is None and first[0]["steps"] > 0
     ship = tmp_path / "ship"
     assert main(["export", "--checkpoint", str(flm_checkpoint), "--out", str(ship)]) == 0
     for stage in (2, 3):
@@ -290,18 +295,17 @@ def test_a_warm_start_carries_the_stages_behind_its_weights_into_its_card(tiny_d
         assert main(tiny_train_args("flm", tiny_data, run, "--init-from", str(ship), "--max-steps", str(stage),
                                     "--warmup-steps", "1")) == 0
         assert main(["export", "--checkpoint", str(run), "--out", str(ship)]) == 0
+    stages = read_card_data(ship)["stages"]
+    assert [s["command"] for s in stages[:1]] == [first[0]["command"]]
+    assert "stage2" in stages[1]["command"] and stages[1]["steps"] == 2 and "stage3" in stages[2]["command"]
+    assert [s["init_from"] for s in stages] == [None, str(ship), str(ship)]
     card = (ship / "README.md").read_text()
-    stages = earlier_stages(card)
-    assert [line.split(":")[0] for line in stages] == ["- stage 1", "- stage 2", "- stage 3"]
-    assert first_command.removeprefix("- command: ") in stages[0]
-    assert "stage2" in stages[1] and "steps: 2," in stages[1] and "stage3" in stages[2]
-    assert card.count("## Earlier training") == 1 and "- stage 3" not in card  # the card's own run is above
-    odd = card.replace("- stage 2:", "- stage 5:") + "\n```text\n- steps: a sample line\n```\n"
-    assert earlier_stages(odd)[-1].startswith("- stage 6: ") and "a sample line" not in earlier_stages(odd)[-1]
+    assert card.count("## Earlier training") == 1 and "- stage 1: " in card and "- stage 2: " in card
+    assert "- stage 3" not in card and f"- command: `{stages[2]['command']}`" in card  # the card's own run is above
     shutil.rmtree(ship)  # a resumed run keeps the history it read at its start
     assert main(["train", "flm", "--data", str(tiny_data), "--out", str(tmp_path / "stage3"), "--resume",
                  "--max-steps", "4"]) == 0
-    assert earlier_stages((tmp_path / "stage3" / "README.md").read_text())[:2] == stages[:2]
+    assert read_card_data(tmp_path / "stage3")["stages"][:2] == stages[:2]
 
 
 def test_init_from_a_checkpoint_of_another_kind_is_refused(tiny_data, tmp_path, tiny_train_args, flm_checkpoint,
@@ -329,6 +333,24 @@ def test_init_from_refuses_shape_flags_and_another_tokenizer(tiny_data, tmp_path
     assert main(tiny_train_args("flm", tiny_data, tmp_path / "y", "--init-from", str(other), "--max-steps", "1")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "another tokenizer" in err[0]
+
+
+@pytest.mark.parametrize("vocab", [300, 280])  # another tokenizer of the same size, and of another size
+def test_a_teacher_with_another_tokenizer_is_refused_before_training(tiny_data, tmp_path, tiny_train_args,
+                                                                    flm_checkpoint, capsys, vocab):
+    from flm_core.tokens import train_tokenizer
+
+    other = tmp_path / "teacher"
+    shutil.copytree(flm_checkpoint, other)
+    texts = [f"zebra {i} quantum {i * 7} xylophone" for i in range(300)]
+    (other / "tokenizer.json").write_text(train_tokenizer(texts, vocab).to_str())
+    capsys.readouterr()
+    out = tmp_path / "fmlm"
+    assert main(tiny_train_args("fmlm", tiny_data, out, "--teacher", str(other), "--max-steps", "1")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --teacher ") and "another tokenizer" in err[0]
+    assert str(other) in err[0] and str(tiny_data) in err[0]
+    assert not out.exists()  # refused before anything was trained or written
 
 
 def test_fmlm_init_from_a_student_keeps_its_weights_not_the_teachers(tiny_data, tmp_path, tiny_train_args,

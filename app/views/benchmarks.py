@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import analysis, charts, common
+from app import charts, common
+from app.bench_table import BENCH_FIELDS, model_rows, quality_points, read_benchmarks
 
 big = common.big()
 st.title("Benchmarks")
 path = common.benchmarks_path()
-rows, message = analysis.read_benchmarks(path)
+rows, message = read_benchmarks(path)
 session = st.session_state.get("history", [])
 
-batches = {r.get("num_samples") for r in rows if r.get("kind") != "data"}
+batches = {r.get("num_samples") for r in model_rows(rows)}
 batch = batches.pop() if len(batches) == 1 else None  # bench times all samples of a row as one batch
 st.caption(f"From `{path}` (written by `python -m flm_core bench`), plus the runs you made in this session "
            "(their timing only: no PPL is computed in the app)."
@@ -21,11 +22,11 @@ if message:
     st.info(f"{message.capitalize() if message == 'no benchmark yet' else message} — run `python -m flm_core bench` "
             f"to create {path.name}.")
 
-if session or analysis.quality_points(rows):
+if session or quality_points(rows):
     st.plotly_chart(charts.benchmark_figure(rows, session, big=big), key="chart_bench")
 if rows:
     st.subheader("Quality and diversity")
-    columns = [c for c in analysis.BENCH_FIELDS if any(r.get(c) is not None for r in rows)]
+    columns = [c for c in BENCH_FIELDS if any(r.get(c) is not None for r in rows)]
     st.dataframe([{c: r.get(c) for c in columns} for r in rows], hide_index=True,
                  column_config={"gen_ppl": st.column_config.NumberColumn("Gen PPL", format="%.1f"),
                                 "seconds_per_sample": st.column_config.NumberColumn("s / sample", format="%.4f"),

@@ -3,10 +3,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import analysis, charts, common, render
-from app.analysis import KIND_LABEL, STEP_CHOICES
+from flm_core.kinds import kind_of
+from flm_core.pipeline import Pipeline
+from flm_core.schedule import STEP_GRID
+from app import charts, common, render
+from app.catalogue import CheckpointInfo
+from app.kind_style import kind_label
+from app.lanes import estimate_seconds, flow_pair, live_speedups, token_diff
+from app.phrases import steps_phrase, times_phrase
+from flm_core.errors import one_line
 
-DEFAULT_STEPS = {"fmlm": 1, "flm": 32, "mdlm": 32, "ar": 1}
 MAX_SAMPLES = 16
 SLOW_SECONDS = 10.0  # a run estimated to take longer is announced before the click
 
@@ -25,8 +31,8 @@ if not infos:
 
 by_path = {c.path: c for c in infos}
 defaults, seen = [], set()
-for c in infos:  # one checkpoint of each of FMLM and FLM by default
-    if c.kind in ("fmlm", "flm") and c.kind not in seen:
+for c in infos:  # one checkpoint of each flow kind (FMLM and FLM) by default
+    if not c.spec.discrete and c.kind not in seen:
         defaults.append(c.path)
         seen.add(c.kind)
 
@@ -37,21 +43,37 @@ chosen = top[0].multiselect("Models", list(by_path), format_func=lambda p: by_pa
 num_samples = top[1].number_input("Samples", min_value=1, max_value=MAX_SAMPLES, step=1, key="num_samples")
 seed = top[2].number_input("Seed (shared)", min_value=0, max_value=2**31 - 1, step=1, key="seed")
 
+
+def lane_header(info: CheckpointInfo) -> int:
+    """A lane's model, loaded before any click so that the click times generation only (a load error shows
+    here), and its step slider; a model whose runs make a fixed number of calls (AR) has none. Returns the
+    steps its run is asked for."""
+    spec = info.spec
+    with common.guard(f"Loading {info.label}"):
+        pipes[info.path] = common.pipeline_for(info)
+    if not spec.fixed_steps:
+        common.defaults(**{f"steps::{info.path}": spec.default_steps})
+        return st.select_slider(f"Steps · {info.label}", options=STEP_GRID, key=f"steps::{info.path}",
+                                help="Network calls (log scale, 1 to 1024).")
+    st.markdown(f"**{info.label}**")
+    if info.path in pipes:
+        calls = pipes[info.path].sampler.num_steps(spec.default_steps)
+        st.caption(f"{spec.label}: fixed at L-1 = {calls} network calls (one per token); no step choice.")
+    return spec.default_steps
+
+
+def network_calls(info: CheckpointInfo) -> int:
+    """Network calls a run of the lane makes (its steps, or the fixed count of an AR)."""
+    pipe = pipes.get(info.path)
+    return pipe.sampler.num_steps(steps[info.path]) if pipe is not None else steps[info.path]
+
+
 lanes = [by_path[p] for p in chosen]
+pipes: dict[str, Pipeline] = {}  # the lanes' loaded models, by path
 steps: dict[str, int] = {}
-if lanes:
-    cols = st.columns(len(lanes))
-    for col, info in zip(cols, lanes):
-        with col:
-            if info.kind == "ar":
-                st.markdown(f"**{info.label}**")
-                st.caption(f"AR: fixed at L-1 = {info.seq_len - 1} network calls (one per token); no step choice.")
-                steps[info.path] = 1
-            else:
-                common.defaults(**{f"steps::{info.path}": DEFAULT_STEPS.get(info.kind, 32)})
-                steps[info.path] = st.select_slider(
-                    f"Steps · {info.label}", options=STEP_CHOICES, key=f"steps::{info.path}",
-                    help="Network calls (log scale, 1 to 1024).")
+for col, info in zip(st.columns(len(lanes)) if lanes else [], lanes):
+    with col:
+        steps[info.path] = lane_header(info)
 
 common.defaults(prompt="", ending="")
 p1, p2 = st.columns([3, 2])
@@ -63,10 +85,10 @@ suffix = p2.text_input("Ending (optional)", key="ending", placeholder="e.g. in t
 if prefix or suffix:
     notes = []
     for info in lanes:
-        if info.kind in ("flm", "fmlm") and steps[info.path] == 1:
+        if not info.spec.discrete and steps[info.path] == 1:
             notes.append(f"{info.label} at 1 step starts from pure noise, where the prompt is invisible: it writes "
                          "the prompt in and the rest unconditionally (2+ steps let it see the prompt).")
-        if info.kind == "ar" and suffix:
+        if info.spec.causal and suffix:
             notes.append(f"{info.label} writes left to right: it writes the ending when it gets there, without "
                          "planning for it.")
     for note in notes:
@@ -74,8 +96,7 @@ if prefix or suffix:
 
 slow = []
 for info in lanes:  # long runs announced before the click, from this session's earlier runs
-    nfe = info.seq_len - 1 if info.kind == "ar" else steps[info.path]
-    estimate = analysis.estimate_seconds(common.run_store().values(), info.path, nfe, int(num_samples))
+    estimate = estimate_seconds(common.run_store().values(), info.path, network_calls(info), int(num_samples))
     if estimate is not None and estimate > SLOW_SECONDS:
         slow.append(f"{info.label} about {estimate:.0f} s")
 if slow:
@@ -86,12 +107,12 @@ clicked = st.button("Generate", type="primary", disabled=not lanes, key="generat
 def show_lane(run: dict) -> None:
     """Timing and texts of one finished run."""
     gen = run["gen"]
-    st.markdown(f"#### {KIND_LABEL.get(run['kind'], run['kind'])} · {run['name']}")
+    st.markdown(f"#### {kind_label(run['kind'])} · {run['name']}")
     a, b = st.columns(2)
     a.metric("Wall time", f"{1e3 * gen.seconds:.0f} ms" if gen.seconds < 10 else f"{gen.seconds:.1f} s")
     b.metric("NFE", f"{gen.nfe}")
     timed = run.get("timed_runs", 1)
-    st.caption(f"{gen.tokens_per_second:,.0f} tokens/s · {analysis.steps_phrase(gen.steps)} · device `{gen.device}` · "
+    st.caption(f"{gen.tokens_per_second:,.0f} tokens/s · {steps_phrase(gen.steps)} · device `{gen.device}` · "
                f"{run['n']} × {run['seq_len']} tokens" + (f" · fastest of {timed} identical runs" if timed > 1 else ""))
     st.html(render.texts_html(gen.texts, run["kind"], big=big, run=f"{run['created']:.6f}"))
 
@@ -102,15 +123,16 @@ def lane_timings(runs: list[dict]) -> list[dict]:
 
 
 def show_speedups(runs: list[dict]) -> None:
-    """The headline, above the lanes: FMLM's speedup over each other lane."""
-    ups = analysis.speedups(lane_timings(runs))
+    """The headline, above the lanes: the flow map's (FMLM's) speedup over each other lane."""
+    ups = live_speedups(lane_timings(runs))
     if ups:
-        st.subheader("FMLM speedup")
+        flow_map = next(r for r in runs if kind_of(r["kind"]).two_times)
+        st.subheader(f"{kind_label(flow_map['kind'])} speedup")
         cols = st.columns(len(ups))
         for col, up in zip(cols, ups):
-            col.metric(f"vs {KIND_LABEL.get(up['kind'], up['kind'])} · {up['name']}",
-                       analysis.times_phrase(up["time_ratio"], "faster", "slower"),
-                       analysis.times_phrase(up["nfe_ratio"], "fewer network calls", "more network calls"),
+            col.metric(f"vs {kind_label(up['kind'])} · {up['name']}",
+                       times_phrase(up["time_ratio"], "faster", "slower"),
+                       times_phrase(up["nfe_ratio"], "fewer network calls", "more network calls"),
                        delta_color="off")
         st.caption("Live wall times on this machine, which the browser shares while it draws the page; "
                    "`python -m flm_core bench-speed` times the samplers alone.")
@@ -121,20 +143,21 @@ def show_summary(runs: list[dict]) -> None:
     lane_info = lane_timings(runs)
     if len(runs) > 1:
         st.plotly_chart(charts.timing_figure(lane_info, big=big), key="timing_chart")
-    flm = next((r for r in runs if r["kind"] == "flm"), None)
-    fmlm = next((r for r in runs if r["kind"] == "fmlm"), None)
+    flm, fmlm = flow_pair(runs)
     if flm and fmlm:
-        st.subheader("FLM vs FMLM: token agreement")
+        flm_label, fmlm_label = kind_label(flm["kind"]), kind_label(fmlm["kind"])
+        st.subheader(f"{flm_label} vs {fmlm_label}: token agreement")
         if (flm["vocab_size"], flm["seq_len"], flm["n"]) != (fmlm["vocab_size"], fmlm["seq_len"], fmlm["n"]):
             st.info("These two checkpoints differ in vocabulary or length, so their tokens cannot be compared.")
             return
         held = fmlm["gen"].held if (flm["prefix"], flm["suffix"]) == (fmlm["prefix"], fmlm["suffix"]) else None
-        diff = analysis.token_diff(flm["gen"].tokens.numpy(), fmlm["gen"].tokens.numpy(),
-                                   free=None if held is None else ~held.numpy())
-        fmlm_steps, flm_steps = analysis.steps_phrase(fmlm["gen"].steps), analysis.steps_phrase(flm["gen"].steps)
-        st.metric(f"Positions where FMLM ({fmlm_steps}) matches FLM ({flm_steps})", f"{100 * diff['agreement']:.1f} %")
+        diff = token_diff(flm["gen"].tokens.numpy(), fmlm["gen"].tokens.numpy(),
+                          free=None if held is None else ~held.numpy())
+        fmlm_steps, flm_steps = steps_phrase(fmlm["gen"].steps), steps_phrase(flm["gen"].steps)
+        st.metric(f"Positions where {fmlm_label} ({fmlm_steps}) matches {flm_label} ({flm_steps})",
+                  f"{100 * diff['agreement']:.1f} %")
         st.caption("Same seed ⇒ both flows start from the same Gaussian noise, so this measures how faithfully the "
-                   f"distilled flow map ({fmlm_steps}) reproduces the FLM's path ({flm_steps})"
+                   f"distilled flow map ({fmlm_steps}) reproduces the {flm_label}'s path ({flm_steps})"
                    + (" on the positions they wrote (the prompt's are equal by construction)." if held is not None
                       else "."))
         sample = 0
@@ -143,13 +166,8 @@ def show_summary(runs: list[dict]) -> None:
                                   format_func=lambda i: f"#{i} · {100 * diff['per_sample'][i]:.0f} % agree")
         tokens = common.token_table(fmlm["path"], fmlm["mtime"])
         st.html(render.diff_html(flm["gen"].tokens[sample].tolist(), fmlm["gen"].tokens[sample].tolist(), tokens,
-                                 labels=(f"FLM · {flm['name']}", f"FMLM · {fmlm['name']}")))
+                                 labels=(f"{flm_label} · {flm['name']}", f"{fmlm_label} · {fmlm['name']}")))
 
-
-# Warm the chosen models before any click, so the click measures generation only.
-for info in lanes:
-    with common.guard(f"Loading {info.label}"):
-        common.pipeline_for(info)
 
 headline, results = st.container(), st.container()  # the speedups sit above the lanes, in view after a click
 if clicked:
@@ -158,7 +176,7 @@ if clicked:
     cols = results.columns(len(lanes))
     slots = {info.path: col.empty() for info, col in zip(lanes, cols)}
     # Cheapest lane first: the one-step FMLM text is on screen before the long runs finish.
-    order = sorted(lanes, key=lambda c: (c.seq_len - 1) if c.kind == "ar" else steps[c.path])
+    order = sorted(lanes, key=network_calls)
     unfinished = st.session_state["batch_unfinished"] = [info.label for info in order]  # left mid-run: shown later
     for info in order:
         with slots[info.path].container():
@@ -168,7 +186,7 @@ if clicked:
                                      progress=common.progress_reporter(bar, info.label), prefix=prefix,
                                      suffix=suffix)
             except Exception as err:  # noqa: BLE001 - one line, no traceback
-                errors.append(f"{info.label}: {analysis.one_line(err)}")
+                errors.append(f"{info.label}: {one_line(err)}")
                 unfinished.remove(info.label)
                 bar.empty()
                 st.error(errors[-1])

@@ -5,9 +5,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from flm_core.schedule import alpha_from_gamma, decoding_error, uniform_time_grid
+from flm_core.schedule import STEP_GRID, alpha_from_gamma, decoding_error, uniform_time_grid
 from app import charts, common
-from app.analysis import STEP_CHOICES
 
 STANDARD_K = (3, 64, 2048, 30522)
 
@@ -30,16 +29,16 @@ def curve(k: int, points: int = 400) -> dict[str, np.ndarray]:
 
 
 infos = common.usable(common.catalog())
-flow = [c for c in infos if c.kind in ("flm", "fmlm")]
+flow = [c for c in infos if not c.spec.discrete]  # the models on this clock
 c1, c2, c3 = st.columns([2, 1, 1])
 with c1:
-    info = common.checkpoint_selector("Model (its K and grid)", flow, key="time_ckpt", default_kind="flm") \
-        if flow else None
+    info = common.checkpoint_selector("Model (its K and grid)", flow, key="time_ckpt",
+                                      prefer=lambda kind: not kind.two_times) if flow else None
     if info is None:
         st.caption("No flow checkpoint found: showing the standard vocabulary sizes only.")
 model_k = info.vocab_size if info else None
 common.defaults(time_steps=8, time_k=256)
-steps = c2.select_slider("Sampler steps", STEP_CHOICES[:8], key="time_steps")
+steps = c2.select_slider("Sampler steps", STEP_GRID[:8], key="time_steps")
 extra = c3.number_input("Another K", min_value=3, max_value=1_000_000, step=1, key="time_k")
 
 ks = sorted({*STANDARD_K, int(extra), *( [model_k] if model_k else [])})

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from flm_core.checkpoint import CARD_FILE
 from flm_core.train import training_log
-from app import analysis, charts, common
+from app import charts, common
+from app.metric_names import LOSS_KEYS, numeric_keys
 
 big = common.big()
 st.title("Training")
@@ -37,8 +39,8 @@ if not logs:
 
 keys = []
 for records in logs.values():
-    keys += [k for k in analysis.numeric_keys(records) if k not in keys]
-default = [k for k in analysis.LOSS_KEYS if k in keys] or keys[:1]
+    keys += [k for k in numeric_keys(records) if k not in keys]
+default = [k for k in LOSS_KEYS if k in keys] or keys[:1]
 common.kept_choices("train_metrics", keys, default)
 metrics = st.multiselect("Metrics", keys, key="train_metrics")
 if not metrics:
@@ -55,7 +57,7 @@ for label, records in logs.items():
 st.dataframe(summary, hide_index=True)
 
 for p in chosen:
-    card = Path(p) / "README.md"
+    card = Path(p) / CARD_FILE
     if card.is_file():
         with st.expander(f"Model card · {by_path[p].name}"):
             st.markdown(card.read_text(encoding="utf-8", errors="replace"))

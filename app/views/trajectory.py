@@ -5,10 +5,16 @@ import numpy as np
 import streamlit as st
 import torch
 
-from flm_core.schedule import decoding_error
+from flm_core.kinds import kind_of
+from flm_core.schedule import STEP_GRID, decoding_error
 from flm_core.trajectory import sketch_matrix
-from app import analysis, charts, common, render
-from app.analysis import KIND_LABEL, STEP_CHOICES
+from app import charts, common, render
+from app.export import denoising_frames, export_run
+from app.maps import sketch_map
+from app.phrases import steps_phrase
+from app.record import (argmax_changes, frame_indices, next_play_frame, not_final_share, pending_share, step_view,
+                        to_numpy)
+from app.simplex import state_ternary, ternary_path
 
 PLAY_INTERVAL = 0.7  # seconds per frame while playing
 GIF_FRAMES = 40
@@ -28,15 +34,19 @@ with st.expander("New run", expanded=not store):
     if not infos:
         st.info("No checkpoints found: add one in the sidebar or under checkpoints/.")
     else:
-        info = common.checkpoint_selector("Checkpoint", infos, key="traj_new_ckpt", default_kind="flm")
+        # First offered: a flow with one time input (FLM), whose many steps over a dense state are the ones to see.
+        info = common.checkpoint_selector("Checkpoint", infos, key="traj_new_ckpt",
+                                          prefer=lambda kind: not kind.discrete and not kind.two_times)
+        fixed = info is not None and info.spec.fixed_steps
         c1, c2, c3 = st.columns(3)
         common.defaults(traj_new_steps=32, traj_new_n=1, traj_new_seed=0)
-        new_steps = c1.select_slider("Steps", STEP_CHOICES, key="traj_new_steps",
-                                     disabled=info is not None and info.kind == "ar")
+        new_steps = c1.select_slider("Steps", STEP_GRID, key="traj_new_steps", disabled=fixed)
         new_n = c2.number_input("Samples", 1, 16, key="traj_new_n")
         new_seed = c3.number_input("Seed", 0, 2**31 - 1, key="traj_new_seed")
-        if info is not None and info.kind == "ar":
-            st.caption(f"AR: fixed at L-1 = {info.seq_len - 1} network calls.")
+        if fixed:
+            with common.guard(f"Loading {info.label}"):
+                calls = common.pipeline_for(info).sampler.num_steps(new_steps)
+                st.caption(f"{info.spec.label}: fixed at L-1 = {calls} network calls.")
         if st.button("Run and record", key="traj_new_run") and info is not None:
             bar = st.progress(0.0, text="starting…")
             with common.guard(f"Running {info.label}"):
@@ -62,27 +72,24 @@ if traj is None:
     st.error("This run was made without a trajectory record.")
     st.stop()
 
+spec = kind_of(run["kind"])
+discrete = spec.discrete
 derived = run["derived"]
 if "arrays" not in derived:
-    arrays = analysis.to_numpy(traj)
-    arrays["pending"] = analysis.pending_after_step(arrays["pending"])  # show each step's result
+    arrays = derived["arrays"] = to_numpy(traj)
     gamma = arrays["gamma"].astype(float)
     free = None if gen.held is None else ~gen.held.numpy()  # a prompt's positions are not the model's to write
-    if gen.held is not None and run["kind"] in ("flm", "fmlm"):
-        analysis.show_held(arrays, gen.held.numpy())
-    derived["arrays"] = arrays
-    derived["argmax_not_final"] = analysis.not_final_share(arrays["argmax"], arrays["final_tokens"], free)
-    derived["pending"] = analysis.pending_share(arrays["pending"])
-    derived["state_not_final"] = (analysis.not_final_share(arrays["state_argmax"], arrays["final_tokens"], free)
-                                  if run["kind"] in ("flm", "fmlm") else None)
+    derived["argmax_not_final"] = not_final_share(arrays["argmax"], arrays["final_tokens"], free)
+    derived["pending"] = pending_share(arrays["pending"])
+    derived["state_not_final"] = (None if discrete else
+                                  not_final_share(arrays["state_argmax"], arrays["final_tokens"], free))
     # Flow models: the prediction's argmax is what becomes the text. Discrete models sample their tokens and
     # keep them, so a position is final exactly when it is no longer masked / still to generate.
-    derived["not_final"] = derived["pending"] if run["kind"] in ("mdlm", "ar") else derived["argmax_not_final"]
+    derived["not_final"] = derived["pending"] if discrete else derived["argmax_not_final"]
     derived["theory"] = (decoding_error(torch.tensor(gamma), run["vocab_size"]).numpy()
                          if np.isfinite(gamma).all() else None)
 arrays = derived["arrays"]
 tokens = common.token_table(run["path"], run["mtime"])
-discrete = run["kind"] in ("mdlm", "ar")
 S = len(arrays["step"])
 L = run["seq_len"]
 
@@ -91,21 +98,20 @@ sample = c1.selectbox("Sample", range(run["n"]), key=f"traj_sample::{run_id}") i
 position = c2.number_input("Position (simplex view)", 0, L - 1, min(5, L - 1), key=f"traj_pos::{run_id}")
 common.defaults(traj_views=list(VIEWS))
 views = st.pills("Views", VIEWS, selection_mode="multi", key="traj_views")
-st.caption(f"{KIND_LABEL.get(run['kind'], run['kind'])} · {analysis.steps_phrase(gen.steps)}, {S} recorded · NFE {gen.nfe} · "
+st.caption(f"{spec.label} · {steps_phrase(gen.steps)}, {S} recorded · NFE {gen.nfe} · "
            f"{gen.seconds:.3f} s on {gen.device} · K={run['vocab_size']} · L={L}")
 
 # Exports (built lazily, on click).
 e1, e2, _ = st.columns([1, 1, 1])
 meta = {"checkpoint": run["path"], "seed": run["seed"], "num_samples": run["n"]}
-e1.download_button("Export run (JSON)", data=lambda: analysis.export_run(meta, gen), file_name=
+e1.download_button("Export run (JSON)", data=lambda: export_run(meta, gen), file_name=
                    f"{run['name']}_{gen.steps}steps_seed{run['seed']}.json", mime="application/json",
                    key="export_json", on_click="ignore")
 
 
 def gif_bytes() -> bytes:
-    label = f"{KIND_LABEL.get(run['kind'], run['kind'])} · {run['name']}"
-    return render.gif_frames(analysis.denoising_frames(arrays, sample, tokens, discrete, label, gen.steps, gen.nfe,
-                                                       GIF_FRAMES))
+    label = f"{spec.label} · {run['name']}"
+    return render.gif_frames(denoising_frames(arrays, sample, tokens, discrete, label, gen.steps, gen.nfe, GIF_FRAMES))
 
 
 e2.download_button("Denoising GIF (slides)", data=gif_bytes, file_name=f"{run['name']}_denoising.gif",
@@ -129,22 +135,21 @@ def toggle_play() -> None:
         st.session_state["play_hold"] = True  # the first frame shows step 1 itself
 
 
-@st.fragment(run_every=PLAY_INTERVAL if playing else None)
-def scrubber() -> None:
-    if bool(st.session_state.get("playing", False)) != playing:
-        st.rerun()  # arm or disarm the play timer (needs a full run)
+def current_step() -> int:
+    """The recorded step to show: while playing, the next frame (Play stops on the last); else the slider's."""
     idx = int(st.session_state.get(slider_key, S - 1))
     if playing and not st.session_state.pop("play_hold", False):
-        idx = analysis.next_play_frame(idx, S)
+        idx = next_play_frame(idx, S)
         st.session_state[slider_key] = idx
         if idx >= S - 1:
             st.session_state["playing"] = False
     elif slider_key not in st.session_state:
         st.session_state[slider_key] = S - 1
-    # While playing, the argmax grid and the map (the views that are slow to redraw) show the whole run without
-    # the current-step marks: an unchanged chart is not redrawn, so the browser keeps pace and Pause stops on
-    # the step on screen. The marks return on the last frame and on Pause.
-    moving = bool(st.session_state.get("playing", False))
+    return idx
+
+
+def step_controls(idx: int) -> int:
+    """Play / Pause, the step slider and the step's figures; returns the step chosen."""
     left, right = st.columns([1, 5], vertical_alignment="bottom")
     left.button("Pause" if playing else "Play", icon=":material/pause:" if playing else ":material/play_arrow:",
                 on_click=toggle_play, key="play_button", disabled=S < 2)
@@ -154,7 +159,7 @@ def scrubber() -> None:
     else:
         right.markdown("**One step**: the whole sequence comes from a single network call.")
         idx = 0
-    t, g = float(arrays["t"][idx]), float(arrays["gamma"][idx])
+    t, g = float(arrays["progress"][idx]), float(arrays["gamma"][idx])
     share = float(derived["not_final"][idx])
     stats = f"step {int(arrays['step'][idx]) + 1}/{gen.steps} · model time t = {t:.3f}"
     stats += f" · noise level g = {g:.3f}" if np.isfinite(g) else ""
@@ -164,115 +169,138 @@ def scrubber() -> None:
     else:
         stats += f" · argmax ≠ final at {100 * share:.0f} % of positions"
     st.markdown(stats)
+    return idx
+
+
+def text_view(idx: int) -> None:
+    view = step_view(arrays, sample, idx, discrete)
+    st.html(render.step_text_html(view["ids"], view["confidence"], view["changed"], view["pending"], tokens, big=big))
+    st.caption("Flow models: the prediction's argmax at this step (faint = unsure, orange = changed since the "
+               "previous recorded step). MDLM / AR: the state itself (░ = still masked / not generated).")
+
+
+def grid_view(idx: int, moving: bool) -> None:
+    grid_key = ("grid", sample)
+    if grid_key not in derived:  # at most GRID_COLUMNS evenly spaced recorded steps keep scrubbing light
+        cols = np.asarray(frame_indices(S, GRID_COLUMNS))
+        am = arrays["argmax"][cols, sample]
+        derived[grid_key] = dict(cols=cols, argmax=am, confidence=arrays["top_probs"][cols, sample, :, 0],
+                                 changes=argmax_changes(am), pending=arrays["pending"][cols, sample])
+    grid = derived[grid_key]
+    column = int(np.searchsorted(grid["cols"], idx, side="right") - 1)
+    st.plotly_chart(charts.argmax_grid(grid["argmax"], grid["confidence"], (arrays["step"][grid["cols"]] + 1).tolist(),
+                                       tokens, grid["changes"], grid["pending"],
+                                       current=None if moving else max(column, 0), big=big), key="chart_grid")
+    if len(grid["cols"]) < S:
+        st.caption(f"{len(grid['cols'])} of the {S} recorded steps shown, evenly spaced; ✕ marks an argmax "
+                   "change since the previous shown column.")
+
+
+def superposition_view(idx: int) -> None:
+    st.markdown("**Superposition** — each position's top candidates at this step, opacity ∝ √probability; "
+                "the final token is underlined in red, the top-1 is bold.")
+    st.html(render.superposition_html(arrays["top_ids"][idx, sample], arrays["top_probs"][idx, sample], tokens,
+                                      arrays["final_tokens"][sample], arrays["pending"][idx, sample], big=big))
+
+
+def simplex_view(idx: int) -> None:
+    final_id = int(arrays["final_tokens"][sample, position])
+    ids = arrays["top_ids"][:, sample, position]
+    pred = ternary_path(ids, arrays["top_probs"][:, sample, position], final_id)
+    state = None if discrete else state_ternary(ids, arrays["state_at_top"][:, sample, position], final_id)
+    jump = gen.steps == 1 and not discrete
+    st.plotly_chart(charts.simplex_figure(pred, arrays["progress"], current=idx, state=state, jump=jump,
+                                          labels=(f"final “{tokens[final_id].strip() or tokens[final_id]}”",
+                                                  "runner-up"), big=big), key="chart_simplex")
+    notes = [f"Position {position}: mass of the prediction on its final token, on the most likely other "
+             "token (runner-up) and on everything else, one marker per recorded step (colour = t)."]
+    if pred["bound"].any():
+        notes.append(f"▽ markers ({int(pred['bound'].sum())} steps): the final token was outside the "
+                     "recorded top-8, so its mass is drawn at the 8th probability, an upper bound.")
+    if state is not None:
+        notes.append("Cyan: the noisy state x_g itself, softmax-free — its own coordinates at the recorded "
+                     "candidates, shifted by the smallest and normalised to sum 1 (final / largest other /"
+                     " remaining candidates); shown at steps where the final token is a candidate.")
+    if jump:
+        notes.append(f"One step: {spec.label} jumps from pure noise (no information, the 'rest' corner) to its "
+                     "answer in a single network call.")
+    if discrete:
+        notes.append("Discrete model: the state is a token or a mask, so only the prediction is drawn.")
+    st.caption(" ".join(notes))
+
+
+def map_view(idx: int, moving: bool) -> None:
+    methods = ["PCA"] + (["UMAP"] if _has_umap() else [])
+    method = st.radio("Projection", methods, horizontal=True, key="map_method",
+                      help="PCA is instant. UMAP (umap-learn) is slow: its first use compiles for about "
+                           "a minute on a laptop CPU.") if len(methods) > 1 else "PCA"
+    map_key = ("map", sample, method)
+    if map_key not in derived:
+        with st.spinner(f"{method} of {S * L} sketches…"):
+            derived[map_key] = sketch_map(arrays["prediction_sketch"][:, sample], arrays["final_tokens"][sample],
+                                          sketch_matrix(run["vocab_size"]).numpy(), method=method.lower())
+    m = derived[map_key]
+    st.plotly_chart(charts.sketch_map_figure(m["points"], m["vertices"], arrays["progress"],
+                                             current=None if moving else idx, highlight=int(position),
+                                             method=method, big=big), key="chart_map")
+    note = ""
+    if not m["embedded"].all():
+        note = (f" UMAP is slow, so it places {int(m['embedded'].sum())} evenly spaced recorded steps; "
+                "other steps have no point.")
+    st.caption("Every position's prediction, as its fixed random 8-D sketch p·P (flm_core.trajectory), "
+               "projected to 2-D; ✕ = the vertex P[final token] each position converges to. The red "
+               "track is the simplex view's position." + note)
+
+
+def decoding_error_view(idx: int) -> None:
+    if discrete:
+        st.plotly_chart(charts.decoding_error_figure(arrays["progress"], arrays["gamma"], derived["not_final"],
+                                                     current=idx, pending=derived["argmax_not_final"], big=big,
+                                                     label="not final yet (masked / to generate)",
+                                                     pending_label="prediction argmax ≠ final (tokens are sampled)"),
+                        key="chart_error")
+        st.caption("Red: share of positions not decided yet; a decided position keeps its token. Dotted: how "
+                   "often the prediction's argmax differs from the token finally drawn there. t is the run's "
+                   "progress, from 0 (nothing written) to 1 (the finished sample); there is no noise level g for "
+                   "a discrete state.")
+        return
+    st.plotly_chart(charts.decoding_error_figure(arrays["progress"], arrays["gamma"], derived["not_final"],
+                                                 theory=derived["theory"], current=idx, big=big,
+                                                 state_error=derived["state_not_final"]), key="chart_error")
+    st.caption("Red: share of positions whose predicted argmax is not yet the final token. Grey: the same "
+               "for the noisy state's own argmax, measured on this run (solid) and in theory on the ideal "
+               "path, 1 − q(g) (dashed, flm_core.schedule.decoding_error); with the α-reparameterised clock "
+               "the theory falls linearly in t.")
+
+
+@st.fragment(run_every=PLAY_INTERVAL if playing else None)
+def scrubber() -> None:
+    """The step controls and the chosen views, redrawn alone while scrubbing or playing."""
+    if bool(st.session_state.get("playing", False)) != playing:
+        st.rerun()  # arm or disarm the play timer (needs a full run)
+    idx = step_controls(current_step())
+    # While playing, the argmax grid and the map (the views that are slow to redraw) show the whole run without
+    # the current-step marks: an unchanged chart is not redrawn, so the browser keeps pace and Pause stops on
+    # the step on screen. The marks return on the last frame and on Pause.
+    moving = bool(st.session_state.get("playing", False))
     if moving and not big and {"Argmax grid", "Map"} & set(views):
         st.caption("Playing: the argmax grid and the map show the whole run; their current-step marks return on "
                    "Pause.")
-
     if "Text" in views:
-        view = analysis.step_view(arrays, sample, idx, discrete)
-        st.html(render.step_text_html(view["ids"], view["confidence"], view["changed"], view["pending"], tokens,
-                                      big=big))
-        st.caption("Flow models: the prediction's argmax at this step (faint = unsure, orange = changed since the "
-                   "previous recorded step). MDLM / AR: the state itself (░ = still masked / not generated).")
-
+        text_view(idx)
     if "Argmax grid" in views:
-        grid_key = ("grid", sample)
-        if grid_key not in derived:  # at most GRID_COLUMNS evenly spaced recorded steps keep scrubbing light
-            cols = np.asarray(analysis.frame_indices(S, GRID_COLUMNS))
-            am = arrays["argmax"][cols, sample]
-            derived[grid_key] = dict(cols=cols, argmax=am, confidence=arrays["top_probs"][cols, sample, :, 0],
-                                     changes=analysis.argmax_changes(am), pending=arrays["pending"][cols, sample])
-        grid = derived[grid_key]
-        column = int(np.searchsorted(grid["cols"], idx, side="right") - 1)
-        st.plotly_chart(charts.argmax_grid(grid["argmax"], grid["confidence"],
-                                           (arrays["step"][grid["cols"]] + 1).tolist(), tokens, grid["changes"],
-                                           grid["pending"], current=None if moving else max(column, 0), big=big),
-                        key="chart_grid")
-        if len(grid["cols"]) < S:
-            st.caption(f"{len(grid['cols'])} of the {S} recorded steps shown, evenly spaced; ✕ marks an argmax "
-                       "change since the previous shown column.")
-
+        grid_view(idx, moving)
     if "Superposition" in views:
-        st.markdown("**Superposition** — each position's top candidates at this step, opacity ∝ √probability; "
-                    "the final token is underlined in red, the top-1 is bold.")
-        st.html(render.superposition_html(arrays["top_ids"][idx, sample], arrays["top_probs"][idx, sample], tokens,
-                                          arrays["final_tokens"][sample], arrays["pending"][idx, sample], big=big))
-
-    if "Simplex" in views or "Map" in views:
-        cols = st.columns(2) if ("Simplex" in views and "Map" in views) else [st.container()]
-        col_iter = iter(cols)
-        if "Simplex" in views:
-            with next(col_iter):
-                final_id = int(arrays["final_tokens"][sample, position])
-                pred = analysis.ternary_path(arrays["top_ids"][:, sample, position],
-                                             arrays["top_probs"][:, sample, position], final_id)
-                state = None if discrete else analysis.state_ternary(
-                    arrays["top_ids"][:, sample, position], arrays["state_at_top"][:, sample, position], final_id)
-                st.plotly_chart(charts.simplex_figure(pred, arrays["t"], current=idx, state=state,
-                                                      jump=gen.steps == 1 and not discrete,
-                                                      labels=(f"final “{tokens[final_id].strip() or tokens[final_id]}”",
-                                                              "runner-up"), big=big), key="chart_simplex")
-                notes = [f"Position {position}: mass of the prediction on its final token, on the most likely other "
-                         "token (runner-up) and on everything else, one marker per recorded step (colour = t)."]
-                if pred["bound"].any():
-                    notes.append(f"▽ markers ({int(pred['bound'].sum())} steps): the final token was outside the "
-                                 "recorded top-8, so its mass is drawn at the 8th probability, an upper bound.")
-                if state is not None:
-                    notes.append("Cyan: the noisy state x_g itself, softmax-free — its own coordinates at the recorded "
-                                 "candidates, shifted by the smallest and normalised to sum 1 (final / largest other /"
-                                 " remaining candidates); shown at steps where the final token is a candidate.")
-                if gen.steps == 1 and not discrete:
-                    notes.append("One step: FMLM jumps from pure noise (no information, the 'rest' corner) to its "
-                                 "answer in a single network call.")
-                if discrete:
-                    notes.append("Discrete model: the state is a token or a mask, so only the prediction is drawn.")
-                st.caption(" ".join(notes))
-        if "Map" in views:
-            with next(col_iter):
-                methods = ["PCA"] + (["UMAP"] if _has_umap() else [])
-                method = st.radio("Projection", methods, horizontal=True, key="map_method",
-                                  help="PCA is instant. UMAP (umap-learn) is slow: its first use compiles for about "
-                                       "a minute on a laptop CPU.") if len(methods) > 1 else "PCA"
-                map_key = ("map", sample, method)
-                if map_key not in derived:
-                    with st.spinner(f"{method} of {S * L} sketches…"):
-                        derived[map_key] = analysis.sketch_map(
-                            arrays["prediction_sketch"][:, sample], arrays["final_tokens"][sample],
-                            sketch_matrix(run["vocab_size"]).numpy(), method=method.lower())
-                m = derived[map_key]
-                st.plotly_chart(charts.sketch_map_figure(m["points"], m["vertices"], arrays["t"],
-                                                         current=None if moving else idx, highlight=int(position),
-                                                         method=method, big=big),
-                                key="chart_map")
-                note = ""
-                if not m["embedded"].all():
-                    note = (f" UMAP is slow, so it places {int(m['embedded'].sum())} evenly spaced recorded steps; "
-                            "other steps have no point.")
-                st.caption("Every position's prediction, as its fixed random 8-D sketch p·P (flm_core.trajectory), "
-                           "projected to 2-D; ✕ = the vertex P[final token] each position converges to. The red "
-                           "track is the simplex view's position." + note)
-
+        superposition_view(idx)
+    side_by_side = [name for name in ("Simplex", "Map") if name in views]  # in two columns when both are chosen
+    for name, col in zip(side_by_side, st.columns(2) if len(side_by_side) == 2 else [st.container()]):
+        with col:
+            if name == "Simplex":
+                simplex_view(idx)
+            else:
+                map_view(idx, moving)
     if "Decoding error" in views:
-        if discrete:
-            fig = charts.decoding_error_figure(arrays["t"], arrays["gamma"], derived["not_final"], current=idx,
-                                               pending=derived["argmax_not_final"], big=big,
-                                               label="not final yet (masked / to generate)",
-                                               pending_label="prediction argmax ≠ final (tokens are sampled)")
-            clock = "MDLM's clock runs from t = 1 (all masked) down to 0" if run["kind"] == "mdlm" else \
-                "AR's t is the share of positions written"
-            st.plotly_chart(fig, key="chart_error")
-            st.caption(f"Red: share of positions not decided yet; a decided position keeps its token. Dotted: how "
-                       f"often the prediction's argmax differs from the token finally drawn there. {clock}; there is "
-                       "no noise level g for a discrete state.")
-        else:
-            st.plotly_chart(charts.decoding_error_figure(arrays["t"], arrays["gamma"], derived["not_final"],
-                                                         theory=derived["theory"], current=idx, big=big,
-                                                         state_error=derived["state_not_final"]),
-                            key="chart_error")
-            st.caption("Red: share of positions whose predicted argmax is not yet the final token. Grey: the same "
-                       "for the noisy state's own argmax, measured on this run (solid) and in theory on the ideal "
-                       "path, 1 − q(g) (dashed, flm_core.schedule.decoding_error); with the α-reparameterised clock "
-                       "the theory falls linearly in t.")
+        decoding_error_view(idx)
 
 
 def _has_umap() -> bool:

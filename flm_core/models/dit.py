@@ -105,10 +105,10 @@ class DiT(nn.Module):
         """The network after its input projection: h = x @ E (B, L, D) -> logits (B, L, K). The network
         sees a dense x only through h, which lets the flow sampler keep its state in D dimensions."""
         emb = self.sigma_map(s)
-        if t is not None:
-            if self.sigma_map_prime is None:
-                raise ValueError("this network has one time input (FLM/MDLM); pass t=None")
-            emb = emb + self.sigma_map_prime(t)
+        if t is not None and self.sigma_map_prime is None:
+            raise ValueError("this network has one time input (FLM/MDLM); pass t=None")
+        if self.sigma_map_prime is not None:  # a flow map called with one time is its diagonal delta(x, s, s)
+            emb = emb + self.sigma_map_prime(s if t is None else t)
         c = F.silu(emb)
         rotary = self.rotary_emb(h.shape[1], h.device)
         for block in self.blocks:
