@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the shipped checkpoints from nothing: prepare the default corpus, train FLM, MDLM and AR
 # side by side (same tokenizer, length, size preset and batch), distil the FLM into an FMLM, and export
-# each run in half precision to $SHIP/<kind>-wiki. Every training call passes --resume, so running the
+# each run in half precision to $SHIP/<kind>-wiki: by default $RUNS/export, never checkpoints/ unless you ship
+# on purpose with SHIP=checkpoints. Every training call passes --resume, so running the
 # script again continues where an interrupted run stopped (time budgets count total training time).
 #
 #   scripts/train_shipped.sh                      # CPU defaults (hours; resumable across sessions)
@@ -16,7 +17,7 @@ BATCH=${BATCH:-64}
 LR=${LR:-1e-3}
 BASE_MINUTES=${BASE_MINUTES:-300}
 DISTILL_MINUTES=${DISTILL_MINUTES:-60}
-SHIP=${SHIP:-checkpoints}
+SHIP=${SHIP:-$RUNS/export}
 export OMP_NUM_THREADS=${THREADS:-$(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 ))}
 
 [ -f "$DATA/manifest.json" ] || python -m flm_core prepare-data --out "$DATA"
@@ -42,3 +43,4 @@ tail -n 1 "$RUNS.fmlm.log"
 for kind in flm fmlm mdlm ar; do
   python -m flm_core export --checkpoint "$RUNS/$kind" --out "$SHIP/$kind-wiki"
 done
+echo "exported to $SHIP"
