@@ -107,6 +107,9 @@ def _sample(args: argparse.Namespace) -> None:
     from flm_core.pipeline import load
 
     pipe = load(args.checkpoint, device=args.device)
+    if pipe.sampler.num_steps(args.steps) != args.steps:  # stderr: --json keeps stdout one JSON object
+        print(f"note: an {pipe.spec.label} model makes {pipe.sampler.num_steps(args.steps)} network calls whatever "
+              f"--steps says (asked {args.steps})", file=sys.stderr)
     gen = pipe.generate(args.num_samples, args.steps, seed=args.seed, prefix=args.prefix, suffix=args.suffix)
     if args.json:
         print(json.dumps({"kind": gen.kind, "checkpoint": args.checkpoint, "steps": gen.steps, "nfe": gen.nfe,
@@ -152,9 +155,12 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def _bench_speed(args: argparse.Namespace) -> None:
+    """Each timing is a task; the JSON (--out) is rewritten after every task, so a stopped run keeps what
+    it measured. A progress bar with an ETA goes to stderr."""
     from pathlib import Path
 
     import torch
+    from tqdm.auto import tqdm
 
     from flm_core import speed
     from flm_core.checkpoint import atomic_write_text
@@ -165,24 +171,24 @@ def _bench_speed(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    result = {"device": hardware(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "sampling": [], "training": []}
-    for path in args.checkpoints:
-        pipe = load(path, device=args.device)
-        for steps in args.steps:
-            row = speed.sampler_overhead(pipe, args.batch, steps, args.repeats)
-            result["sampling"].append(row)
-            print(json.dumps(row))
     bf16 = use_bf16(args.precision, device)
-    for kind in args.train_kinds:
-        for compiled in (False, True) if args.train_compile else (False,):
-            row = speed.training_throughput(kind, args.train_preset, args.vocab_size, args.seq_len,
-                                            args.train_batch, args.train_steps, device, bf16, compiled)
-            result["training"].append(row)
-            print(json.dumps(row))
-    result["peak_memory_mb"] = speed.peak_memory_mb(device)
-    if args.out:
-        atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
+    result = {"device": hardware(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "complete": False, "sampling": [], "training": []}
+    pipes = [load(path, device=args.device) for path in args.checkpoints]
+    tasks = [("sampling", lambda p=pipe, n=steps: speed.sampler_overhead(p, args.batch, n, args.repeats))
+             for pipe in pipes for steps in ([1] if pipe.spec.fixed_steps else args.steps)]
+    tasks += [("training", lambda k=kind, c=compiled: speed.training_throughput(
+                  k, args.train_preset, args.vocab_size, args.seq_len, args.train_batch, args.train_steps, device,
+                  bf16, c))
+              for kind in args.train_kinds for compiled in ((False, True) if args.train_compile else (False,))]
+    for section, task in tqdm(tasks, desc="bench-speed", unit="timing"):
+        row = task()
+        result[section].append(row)
+        print(json.dumps(row), flush=True)
+        result["peak_memory_mb"] = speed.peak_memory_mb(device)
+        result["complete"] = len(result["sampling"]) + len(result["training"]) == len(tasks)
+        if args.out:
+            atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", nargs="*", default=[], help="checkpoint dirs whose samplers to time")
     p.add_argument("--steps", type=int, nargs="+", default=[1, 32])
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3, help="rounds per sampler timing (medians)")
     p.add_argument("--train-kinds", nargs="*", default=["flm", "ar"], choices=["flm", "flm-dense", "mdlm", "ar"],
                    help="flm-dense: the FLM loss with K-wide noise instead of the low-rank draw")
     p.add_argument("--train-preset", choices=sorted(MODEL_PRESETS), default="cpu")

@@ -12,12 +12,14 @@ mauve-text with faiss and scikit-learn for MAUVE) are imported lazily; without t
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -326,9 +328,24 @@ def mauve_score(texts: Sequence[str], reference_texts: Sequence[str], encoder=No
     encoder = encoder or minilm_encoder()
     p, q = encoder(list(texts)), encoder(list(reference_texts))
     buckets = mauve_buckets(len(p), len(q)) if num_buckets == "auto" else int(num_buckets)
-    result = mauve.compute_mauve(p_features=p, q_features=q, num_buckets=buckets, seed=seed,
-                                 mauve_scaling_factor=scaling, verbose=False)
+    with _native_stderr_silenced():  # faiss's k-means warns on stderr from C++ whenever there are < 39 points a bucket
+        result = mauve.compute_mauve(p_features=p, q_features=q, num_buckets=buckets, seed=seed,
+                                     mauve_scaling_factor=scaling, verbose=False)
     return float(result.mauve)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """File descriptor 2 points at /dev/null inside the block (native libraries write there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 # -----------------------------------------------------------------------------

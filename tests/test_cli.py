@@ -125,3 +125,12 @@ def test_train_on_a_missing_data_folder_fails_in_one_line(tmp_path, capsys):
     captured = capsys.readouterr()
     _assert_one_line_error((code, captured.out, captured.err), "nodata")
     assert not (tmp_path / "o").exists()
+
+
+def test_sample_says_when_a_model_ignores_the_step_count(capsys):
+    """The AR makes L - 1 calls whatever --steps says: stderr says so, stdout stays one JSON object."""
+    ar = Path(__file__).resolve().parents[1] / "checkpoints" / "ar-wiki"
+    assert main(["sample", "--checkpoint", str(ar), "--steps", "32", "--num-samples", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["nfe"] == 127
+    assert captured.err.strip() == "note: an AR model makes 127 network calls whatever --steps says (asked 32)"

@@ -74,3 +74,21 @@ def test_bench_speed_cli_writes_json(flm_checkpoint, tmp_path):
     result = json.loads(out.read_text())
     assert [r["steps"] for r in result["sampling"]] == [2]
     assert result["training"][0]["kind"] == "ar" and result["peak_memory_mb"] > 0
+    assert result["complete"] is True
+
+
+def test_bench_speed_keeps_what_it_measured_when_stopped(flm_checkpoint, tmp_path, monkeypatch):
+    """A run stopped after its first timing leaves that timing on disk, marked incomplete."""
+    out = tmp_path / "speed.json"
+    timed = speed.sampler_overhead
+
+    def stop_on_the_second(pipe, batch, steps, repeats):
+        if steps == 3:
+            raise KeyboardInterrupt
+        return timed(pipe, batch, steps, repeats)
+
+    monkeypatch.setattr(speed, "sampler_overhead", stop_on_the_second)
+    assert main(["bench-speed", "--checkpoints", str(flm_checkpoint), "--steps", "2", "3", "--batch", "2",
+                 "--repeats", "1", "--train-kinds", "--out", str(out)]) == 130
+    result = json.loads(out.read_text())
+    assert [r["steps"] for r in result["sampling"]] == [2] and result["complete"] is False
