@@ -3,6 +3,11 @@
 Each notebook is executed with nbclient (kernel python3, working directory notebooks/) after the
 tests append CI-sized values to its parameters cell, papermill-style: tiny training runs, few samples,
 small step counts, and a temporary out_dir. A run must not touch checkpoints/ or notebooks/.
+
+The notebooks assert their own claims: those about shipped artifacts (checkpoints, benchmarks.json, model
+cards, docs/measurements) and exact toy math hold at any size, so the CI values below must leave them intact
+(e.g. notebook 02's `shipped_probe_blocks`, notebook 01's `freq_samples`); claims about a notebook's own
+short training run are asserted only at its default size (`ci_sized` in the notebook).
 """
 from __future__ import annotations
 
