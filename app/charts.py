@@ -11,9 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from flm_core.bench import gen_ppl_axis, quality_traces, seconds_axis
+from flm_core.bench import gen_ppl_axis, headline_traces, seconds_axis
 from app.bench_table import quality_points
-from app.kind_style import KIND_COLOR, kind_label
+from app.kind_style import KIND_COLOR, kind_label, kind_rank
 
 FONT = dict(family="Inter, Source Sans Pro, sans-serif")
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
@@ -36,8 +36,9 @@ def _hover_token(text: str) -> str:
 # Generate page
 # --------------------------------------------------------------------------------------------
 def timing_figure(lanes: Sequence[Mapping], big: bool = False) -> go.Figure:
-    """Wall time per sample of each lane (log axis), annotated with NFE. lanes: name, kind, seconds, nfe, n."""
-    names = [f"{kind_label(l['kind'])} · {l['name']}" for l in lanes]
+    """Wall time per sample of each lane (log axis), annotated with NFE. lanes: name, kind, seconds, nfe, n, and
+    optionally a title to label the lane by (else "<kind label> · <name>")."""
+    names = [l.get("title") or f"{kind_label(l['kind'])} · {l['name']}" for l in lanes]
     per_sample = [l["seconds"] / max(l.get("n", 1), 1) for l in lanes]
     fig = go.Figure(go.Bar(
         x=per_sample, y=names, orientation="h", marker_color=[KIND_COLOR.get(l["kind"], "#777") for l in lanes],
@@ -254,21 +255,24 @@ def schedule_figure(curves: Mapping[int, Mapping[str, np.ndarray]], model_k: int
 # Benchmarks and training
 # --------------------------------------------------------------------------------------------
 def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), big: bool = False) -> go.Figure:
-    """Gen PPL vs time per sample (log-log) from benchmark rows, drawn by flm_core.bench.quality_traces;
-    session runs (timing only, no PPL) as ticks in a strip below sharing the time axis. Only the panels
-    with data are drawn: rows with a Gen PPL (quality_points) or session runs, at least one of the two."""
+    """Gen PPL vs time per sample (log-log) from benchmark rows, drawn by flm_core.bench.headline_traces (as the
+    CLI's chart: the models' lines, degenerate settings flagged, the AR that scores itself marked, real text's
+    Gen PPL as a dashed line); session runs (timing only, no PPL) as ticks in a strip below sharing the time
+    axis, one labelled row per kind. Only the panels with data are drawn: rows with a Gen PPL (quality_points)
+    or session runs, at least one of the two."""
     has_ppl = bool(quality_points(rows))
     panels = (["ppl"] if has_ppl else []) + (["session"] if session else [])
     if not panels:
         raise ValueError("nothing to draw: no benchmark row with a Gen PPL and no session run")
     row = {name: i + 1 for i, name in enumerate(panels)}
+    kinds = sorted({r["kind"] for r in session}, key=kind_rank)
+    strip = 0.12 + 0.06 * len(kinds)  # room for one labelled row per kind
     fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        row_heights=[0.8, 0.2] if len(panels) == 2 else None)
+                        row_heights=[1 - strip, strip] if len(panels) == 2 else None)
     colors = {kind: KIND_COLOR.get(kind, "#777") for kind in {r["kind"] for r in rows}}
-    for trace in quality_traces(rows, colors) if has_ppl else []:
+    for trace in headline_traces(rows, colors) if has_ppl else []:
         fig.add_trace(trace, row["ppl"], 1)
-    kinds = sorted({r["kind"] for r in rows} | {r["kind"] for r in session})
-    for kind in sorted({r["kind"] for r in session}):
+    for kind in kinds:
         mine = [r for r in session if r["kind"] == kind]
         fig.add_trace(go.Scatter(
             x=[r["seconds_per_sample"] for r in mine], y=[kind_label(kind)] * len(mine),
@@ -277,6 +281,10 @@ def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), b
             customdata=[[r["model"], r["steps"], r["nfe"]] for r in mine],
             hovertemplate="%{customdata[0]} · %{customdata[1]} steps · NFE %{customdata[2]}<br>"
                           "%{x:.4f} s/sample (no PPL)<extra></extra>"), row["session"], 1)
+    if session:
+        labels = [kind_label(k) for k in kinds]
+        fig.update_yaxes(type="category", categoryorder="array", categoryarray=labels, tickvals=labels,
+                         ticktext=labels, range=[-0.6, len(labels) - 0.4], row=row["session"], col=1)
     axis = seconds_axis([r.get("seconds_per_sample") for r in rows] + [r.get("seconds_per_sample") for r in session])
     for i in row.values():
         fig.update_xaxes(row=i, col=1, **axis, **({"title": "time per sample (log scale)"} if i == len(panels) else {}))
@@ -285,7 +293,7 @@ def benchmark_figure(rows: Sequence[Mapping], session: Sequence[Mapping] = (), b
                          **gen_ppl_axis([r.get("gen_ppl") for r in rows]))
         return _layout(fig, "Quality vs speed (labels: sampling steps)" + ("; below: your runs this session"
                                                                         if session else ""),
-                       height=520 if session else 460, big=big)
+                       height=(560 + 30 * len(kinds)) if session else 480, big=big)
     return _layout(fig, "Your runs: time per sample (no Gen PPL without a benchmark)",
                    height=160 + 40 * len(kinds), big=big)
 

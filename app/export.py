@@ -23,13 +23,17 @@ def export_run(meta: dict, generation) -> str:
 
 def denoising_frames(arrays: dict[str, np.ndarray], sample: int, tokens: Sequence[str], discrete: bool,
                      label: str, steps: int, nfe: int, max_frames: int = 40) -> list[dict]:
-    """Frames for the slide GIF: the sequence at evenly spaced recorded steps, then the final text.
+    """Frames for the slide GIF: the sequence before the first network call (noise / masks: every position a grey
+    ░), at evenly spaced recorded steps, then the final text; so a one-step run shows nothing, then everything.
 
     Each frame is {"title", "pieces": [(text, confidence, changed, pending)]} (see render.gif_frames)."""
-    frames = []
+    length = arrays["final_tokens"].shape[-1]
+    start = "masked" if discrete else "noise"
+    frames = [{"title": f"{label} · before the first network call: {start}",
+               "pieces": [("", 0.0, False, True)] * length}]
     for idx in frame_indices(len(arrays["step"]), max_frames):
         view = step_view(arrays, sample, idx, discrete)
-        title = f"{label} · step {int(arrays['step'][idx]) + 1}/{steps} · t={float(arrays['progress'][idx]):.2f}"
+        title = f"{label} · after step {int(arrays['step'][idx]) + 1}/{steps}"
         texts = joined_pieces([tokens[int(i)] if i >= 0 and not p else ""
                                for i, p in zip(view["ids"], view["pending"])])
         frames.append({"title": title, "pieces": [

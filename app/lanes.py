@@ -21,10 +21,12 @@ def token_diff(a: np.ndarray, b: np.ndarray, free: np.ndarray | None = None) -> 
 
 
 def flow_pair(runs: Sequence[dict]) -> tuple[dict | None, dict | None]:
-    """The first run of a flow with one time input (FLM) and the first of a flow map (FMLM), or None:
-    from the same seed both start from the same noise, so their tokens compare position by position."""
+    """The run of a flow with one time input (FLM) with the most steps (the teacher's best path; the first such
+    run among equals) and the first run of a flow map (FMLM), or None: from the same seed both start from the
+    same noise, so their tokens compare position by position."""
     flows = [r for r in runs if not kind_of(r["kind"]).discrete]
-    teacher = next((r for r in flows if not kind_of(r["kind"]).two_times), None)
+    teachers = [r for r in flows if not kind_of(r["kind"]).two_times]
+    teacher = max(teachers, key=lambda r: r["gen"].steps, default=None)
     flow_map = next((r for r in flows if kind_of(r["kind"]).two_times), None)
     return teacher, flow_map
 

@@ -17,7 +17,9 @@ import streamlit as st  # noqa: E402
 from app import catalogue, common  # noqa: E402
 from flm_core.errors import one_line  # noqa: E402
 
-st.set_page_config(page_title="FLM Explorer", page_icon=":material/waves:", layout="wide")
+common.start_presentation_from_url()
+st.set_page_config(page_title="FLM Explorer", page_icon=":material/waves:", layout="wide",
+                   initial_sidebar_state="collapsed" if common.big() else "auto")
 
 PAGES = ROOT / "app" / "views"  # not pages/: that name turns on legacy page discovery
 pages = [
@@ -52,7 +54,9 @@ def add_path() -> None:
 
 with st.sidebar:
     st.toggle("Presentation mode", key="presentation",
-              help="Large type for talks; the Trajectory page plays by itself.")
+              help="Large type for talks: after Generate the settings fold away and the speedup and texts fill the "
+                   "first screen; the Trajectory page plays by itself. The URL keeps it (?presentation=1), so a "
+                   "reload keeps it too. Keys: G generates, P plays / pauses.")
     infos = common.catalog()
     good = common.usable(infos)
     roots = ", ".join(str(r) for r in catalogue.checkpoint_roots(repo_root=common.REPO_ROOT))
@@ -69,5 +73,6 @@ with st.sidebar:
         if st.session_state.get("path_error"):
             st.error(st.session_state["path_error"])
 
+common.presentation_to_url()
 common.apply_style()
 page.run()

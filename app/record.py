@@ -61,6 +61,13 @@ def step_view(arrays: dict[str, np.ndarray], sample: int, index: int, discrete: 
     return {"ids": ids, "confidence": conf, "pending": pending, "changed": changed}
 
 
+def blank_view(length: int) -> dict[str, np.ndarray]:
+    """The sequence before the first network call, as step_view returns it: every position pending (noise for a
+    flow, masks for MDLM, nothing yet for AR)."""
+    return {"ids": np.full(length, -1), "confidence": np.zeros(length), "pending": np.ones(length, bool),
+            "changed": np.zeros(length, bool)}
+
+
 def frame_indices(num_steps: int, max_frames: int) -> list[int]:
     """Evenly spaced recorded-step indices, always the first and the last."""
     if num_steps <= max_frames:

@@ -27,9 +27,9 @@ def _piece(text: str) -> str:
     return html.escape(text) if text else "∅"
 
 
-def texts_html(texts: Sequence[str], lane: str, big: bool = False, run: str = "") -> str:
+def texts_html(texts: Sequence[str], lane: str, big: bool = False, run: str = "", size: str | None = None) -> str:
     """Generated texts as boxes; `data-lane` / `data-run` let browser tests find fresh output."""
-    size = "1.35rem" if big else "0.95rem"
+    size = size or ("1.35rem" if big else "0.95rem")
     boxes = "".join(
         f'<div class="flm-text" data-lane="{html.escape(lane)}" data-run="{html.escape(run)}" data-sample="{i}" style="font-family:monospace;'
         f'font-size:{size};white-space:pre-wrap;word-break:break-word;border:1px solid #ddd;border-radius:6px;'
@@ -92,26 +92,17 @@ def _font(size: int):
 
 
 def _printable(text: str) -> str:
-    """Newlines as ⏎, other spaces (a no-break space) as " ", other control / format characters as '·' (safe
-    for PIL's text layout)."""
+    """Newlines as ⏎ (the GIF breaks its lines at them first), other spaces (a no-break space) as " ", other
+    control / format characters as '·' (safe for PIL's text layout)."""
     text = text.replace("\n", "⏎")
     return "".join(c if c.isprintable() else " " if c.isspace() else "·" for c in text)
 
 
-def _running_text(draw: ImageDraw.ImageDraw, pieces: Sequence[tuple], font, width: int, top: int,
-                  line_h: int) -> list[tuple[int, int, str, tuple]]:
-    """Where each piece (text, confidence, changed, pending) goes as running text: (x, y, text, colour)."""
-    placed = []
-    x, y = 16, top
+def _segments(pieces: Sequence[tuple]) -> list[tuple[str, tuple, bool, bool]]:
+    """Pieces (text, confidence, changed, pending) as drawable segments (text, colour, starts_word, breaks): a
+    newline (or the document separator's ⏎) inside a piece ends the line there; a pending piece is a grey ░."""
+    out = []
     for text, conf, changed, pending in pieces:
-        text = _printable(text)
-        if pending:
-            text = "░" if not text else text
-        w = draw.textlength(text, font=font)
-        if x + w > width - 16:
-            x, y = 16, y + line_h
-            text = text.lstrip(" ") or text
-            w = draw.textlength(text, font=font)
         if pending:
             color = (190, 190, 190)
         elif changed:
@@ -119,8 +110,36 @@ def _running_text(draw: ImageDraw.ImageDraw, pieces: Sequence[tuple], font, widt
         else:
             shade = int(200 * (1.0 - max(0.0, min(1.0, conf))) ** 1.5)
             color = (shade, shade, shade)
+        parts = ("░" if pending and not text else text.replace("⏎", "\n")).split("\n")  # ⏎: the separator
+        for i, part in enumerate(parts):
+            part = _printable(part)
+            out.append((part, color, i > 0 or not out or part[:1].isspace() or pending, i > 0))
+    return out
+
+
+def _running_text(draw: ImageDraw.ImageDraw, pieces: Sequence[tuple], font, width: int, top: int,
+                  line_h: int) -> list[tuple[int, int, str, tuple]]:
+    """Where each piece (text, confidence, changed, pending) goes as running text: (x, y, text, colour). Lines
+    wrap between words (a word split over tokens stays whole unless it is wider than a line) and at newlines."""
+    segments = _segments(pieces)
+    widths = [draw.textlength(text, font=font) for text, _, _, _ in segments]
+    placed, x, y, left, right = [], 16, top, 16, width - 16
+    for i, (text, color, starts_word, breaks) in enumerate(segments):
+        if breaks:
+            x, y = left, y + line_h
+        if starts_word and x > left:  # the whole word (this segment and those that continue it) must fit
+            j = i + 1
+            while j < len(segments) and not segments[j][2]:
+                j += 1
+            if x + sum(widths[i:j]) > right and sum(widths[i:j]) <= right - left:
+                x, y = left, y + line_h
+        if x + widths[i] > right and x > left:  # a word wider than a line: cut between its tokens
+            x, y = left, y + line_h
+        if x == left and text.startswith(" "):
+            text = text.lstrip(" ")
+            widths[i] = draw.textlength(text, font=font)
         placed.append((x, y, text, color))
-        x += w
+        x += widths[i]
     return placed
 
 
@@ -129,7 +148,8 @@ def gif_frames(frames: Sequence[dict], width: int = 960, height: int = 540,
     """Animated GIF of the denoising: one frame per dict {title, pieces: [(text, confidence, changed, pending)]}.
 
     Confident tokens are dark, unsure ones light, changed ones orange, pending ones grey boxes. The text is
-    set in the largest of `font_sizes` at which the longest frame fits. The last frame is held for 2.5 s."""
+    set in the largest of `font_sizes` at which the longest frame fits. The first frame of three or more is held
+    for 1.2 s, the last for 2.5 s."""
     title_font = _font(24)
     top = int(24 * 1.45) + 30
     draw = ImageDraw.Draw(Image.new("RGB", (width, height)))
@@ -153,16 +173,21 @@ def gif_frames(frames: Sequence[dict], width: int = 960, height: int = 540,
         images = [Image.new("P", (width, height), 0)]
     buf = io.BytesIO()
     durations = [450] * (len(images) - 1) + [2500]
+    if len(images) > 2:
+        durations[0] = 1200  # the start (noise / masks), long enough to be seen before the first step
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
                    optimize=False)
     return buf.getvalue()
 
 
 def step_text_html(ids: Sequence[int], confidence: Sequence[float], changed: Sequence[bool], pending: Sequence[bool],
-                   tokens: Sequence[str], big: bool = False) -> str:
+                   tokens: Sequence[str], big: bool = False, size: str | None = None,
+                   max_lines: int | None = None) -> str:
     """The sequence at one step as running text: opacity by confidence, changed tokens orange, pending ░;
-    characters split over several tokens are written whole."""
-    size = "1.5rem" if big else "1.0rem"
+    characters split over several tokens are written whole. max_lines: show only the first lines (a stage row)."""
+    size = size or ("1.5rem" if big else "1.0rem")
+    clamp = (f"display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:{max_lines};overflow:hidden;"
+             if max_lines else "")
     shown = joined_pieces(["" if pending[i] or tok < 0 else tokens[int(tok)] for i, tok in enumerate(ids)])
     spans = []
     for i, tok in enumerate(ids):
@@ -175,5 +200,5 @@ def step_text_html(ids: Sequence[int], confidence: Sequence[float], changed: Seq
         spans.append(f'<span title="pos {i} p={float(confidence[i]):.2f}" style="opacity:{opacity:.2f};'
                      f'color:{color}">{text}</span>')
     return (f'<div class="flm-step-text" style="font-family:monospace;font-size:{size};white-space:pre-wrap;'
-            f'word-break:break-word;border:1px solid #ddd;border-radius:6px;padding:10px;background:#fcfcfc">'
-            + "".join(spans) + "</div>")
+            f'word-break:break-word;border:1px solid #ddd;border-radius:6px;padding:10px;background:#fcfcfc;'
+            f'line-height:1.45"><div style="{clamp}">' + "".join(spans) + "</div></div>")

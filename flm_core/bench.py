@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from flm_core import metrics
 from flm_core.checkpoint import atomic_write_text, json_safe
@@ -246,11 +247,12 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
     scorer, encoder = _prepare_scorers(evaluator, mauve, device)
     reference = DataReference(str(data_dir), num_samples, seed)
     rows = []
+    progress = tqdm(total=len(checkpoints) * len(grid), desc="bench", unit="setting")  # to stderr, with an ETA
     for label, checkpoint in zip(_labels(checkpoints), checkpoints):
         pipe = load(checkpoint, device=device)
         val = metrics.validation_nll(pipe, data_dir, max_blocks=val_blocks, seed=seed)
         for n in ([pipe.sampler.num_steps(1)] if pipe.spec.fixed_steps else grid):
-            log.info("bench %s: %d steps", label, n)
+            progress.set_postfix_str(f"{label} @ {n} steps")
             gen = pipe.generate(num_samples, n, seed=seed)  # warm-up; its samples are the ones scored
             times = [pipe.generate(num_samples, n, seed=seed).seconds for _ in range(repeats)]
             seconds = statistics.median(times)
@@ -263,6 +265,8 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
             row.update(val)
             row["examples"] = gen.texts[:3]
             rows.append(row)
+            progress.update(len(grid) if pipe.spec.fixed_steps else 1)  # an AR row stands for the whole grid
+    progress.close()
     rows.append(_data_row(reference, scorer, encoder))
     result = {
         "rows": rows, "speedups": matched_speedups(rows), "environment": environment(device),
@@ -282,6 +286,7 @@ def matched_speedups(rows: Sequence[dict], entropy_tolerance: float = ENTROPY_TO
     speedup = its seconds_per_sample / F's. matched is False (speedup None) when no setting of M matches.
     The evaluator's own rows are left out: its Gen PPL of its own samples is not comparable.
     """
+    data_ppl = next((r.get("gen_ppl") for r in rows if r.get("kind") == "data"), None)
     rows = [r for r in rows if r.get("kind") != "data" and not r.get("self_evaluated")]
     models = list(dict.fromkeys(r["model"] for r in rows))
     out = []
@@ -300,7 +305,7 @@ def matched_speedups(rows: Sequence[dict], entropy_tolerance: float = ENTROPY_TO
                      "fmlm_seconds_per_sample": ref["seconds_per_sample"], "model": model,
                      "kind": next(r["kind"] for r in rows if r["model"] == model),
                      "matched": bool(matches), "steps": None, "gen_ppl": None, "entropy": None,
-                     "seconds_per_sample": None, "speedup": None}
+                     "seconds_per_sample": None, "speedup": None, "data_gen_ppl": data_ppl}
             if matches:
                 best = min(matches, key=lambda r: r["seconds_per_sample"])
                 entry.update(steps=best["steps"], gen_ppl=best["gen_ppl"], entropy=best["entropy"],
@@ -329,7 +334,15 @@ def speedup_sentence(s: dict[str, Any]) -> str:
     return (f"{s['fmlm']} (1 step) is {s['speedup']:.3g}x faster than {s['model']}, which needs {s['steps']} steps "
             f"to match its quality (Gen PPL {_fmt(s['gen_ppl'])} <= {_fmt(s['fmlm_gen_ppl'])}, entropy within "
             f"{ENTROPY_TOLERANCE:.0%}; {_fmt(s['seconds_per_sample'])} vs {_fmt(s['fmlm_seconds_per_sample'])} "
-            "s/sample)")
+            f"s/sample){_quality_level(s)}")
+
+
+def _quality_level(s: dict[str, Any]) -> str:
+    """', at Gen PPL N times the validation text's (X)' where the data row has a Gen PPL, else ''."""
+    data = s.get("data_gen_ppl")
+    if not (_finite(data) and data > 0):
+        return ""
+    return f", at Gen PPL {s['fmlm_gen_ppl'] / data:.3g} times the validation text's ({_fmt(data)})"
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -360,7 +373,7 @@ def markdown_table(result: dict[str, Any]) -> str:
               f"- Memorization: share of the samples' {st['memorization_n']}-grams (data tokenizer) found in "
               "the training split.",
               "- Word validity: share of words ([a-z]+, lowercased) that occur in the training corpus.",
-              "- Val NLL: AR exact NLL; MDLM ELBO bound; FLM/FMLM the cross-entropy objective (not a likelihood).",
+              "- Val NLL: " + "; ".join(f"{kind.label} {kind.val_nll_meaning}" for kind in KINDS.values()) + ".",
               f"- Matches FMLM: Gen PPL <= FMLM's and entropy within {st['entropy_tolerance']:.0%} of FMLM's.",
               "- `*`: the model is the evaluator itself (its Gen PPL is not comparable)."]
     return "\n".join(lines) + "\n"
@@ -393,45 +406,108 @@ def gen_ppl_axis(values: Sequence[float | None]) -> dict:
                 range=[math.log10(min(values)) - 0.2, math.log10(max(values)) + 0.3])
 
 
+DEGENERATE_ENTROPY = 0.9  # a setting whose samples' entropy is below 90% of real text's repeats itself
+
+
+def _reference(rows: Sequence[dict]) -> dict | None:
+    """The row of real validation text (its kind names no model kind)."""
+    return next((r for r in rows if r.get("kind") not in KINDS and _finite(r.get("gen_ppl"))), None)
+
+
+def degenerate(row: dict, reference: dict | None) -> bool:
+    """Its samples' entropy is below DEGENERATE_ENTROPY x real text's: a low Gen PPL from repeating itself."""
+    return (reference is not None and _finite(reference.get("entropy")) and _finite(row.get("entropy"))
+            and row["entropy"] < DEGENERATE_ENTROPY * reference["entropy"])
+
+
+def _hover(row: dict) -> str:
+    entropy = f"{row['entropy']:.2f}" if _finite(row.get("entropy")) else "–"
+    note = "<br>scored by itself: not comparable" if row.get("self_evaluated") else ""
+    return (f"{row['model']} · {row.get('steps')} steps · NFE {row.get('nfe')}<br>{row['seconds_per_sample']:.4f} "
+            f"s/sample<br>Gen PPL {row['gen_ppl']:.1f} · entropy {entropy}{note}")
+
+
 def quality_traces(rows: Sequence[dict], colors: dict[str, str] | None = None) -> list:
     """The headline lines: per model, Gen PPL vs seconds per sample of its settings (by steps, each point
-    labelled with its step count), named by its kind's label (and the model where a kind has several).
-    Rows without both figures, and the data row, are left out; colors: kind -> line colour."""
+    labelled with its step count), named by its kind's label (and the model where a kind has several); hover
+    gives the entropy. Degenerate settings (`degenerate`, drawn by `degenerate_trace`) are left out of the lines;
+    a model scored by itself (self_evaluated, the evaluator) is drawn open and dotted and labelled so. Rows
+    without both figures, and the data row, are left out; colors: kind -> line colour."""
     import plotly.graph_objects as go
 
+    reference = _reference(rows)
     rows = [r for r in rows if r["kind"] in KINDS and _finite(r.get("gen_ppl"))
             and _finite(r.get("seconds_per_sample"))]
     models = sorted(dict.fromkeys((r["kind"], r["model"]) for r in rows))
     several = {kind for kind in {k for k, _ in models} if sum(k == kind for k, _ in models) > 1}
     traces = []
     for kind, model in models:
-        pts = sorted((r for r in rows if r["model"] == model), key=lambda r: r.get("steps") or 0)
-        spec = KINDS[kind]
+        pts = sorted((r for r in rows if r["model"] == model and not degenerate(r, reference)),
+                     key=lambda r: r.get("steps") or 0)
+        spec, mine = KINDS[kind], any(r.get("self_evaluated") for r in rows if r["model"] == model)
         traces.append(go.Scatter(
             x=[r["seconds_per_sample"] for r in pts], y=[r["gen_ppl"] for r in pts], mode="lines+markers+text",
             name=spec.label + (f" · {model}" if kind in several else ""),
-            line=dict(color=(colors or {}).get(kind)), marker=dict(size=9),
-            text=[f"{int(r['steps'])}" if r.get("steps") else "" for r in pts],
+            line=dict(color=(colors or {}).get(kind), dash="dot" if mine else None),
+            marker=dict(size=9, symbol="circle-open" if mine else "circle", line=dict(width=2) if mine else None),
+            text=[(f"{int(r['steps'])}" if r.get("steps") else "") + (" · scored by itself" if mine else "")
+                  for r in pts],
             textposition="bottom center" if spec.two_times else "top center",  # a flow map runs close to its teacher
-            customdata=[[r["model"], r.get("nfe")] for r in pts],
-            hovertemplate="%{customdata[0]}<br>%{x:.4f} s/sample<br>Gen PPL %{y:.1f}<br>NFE %{customdata[1]}"
-                          "<extra></extra>"))
+            cliponaxis=False, hovertext=[_hover(r) for r in pts], hoverinfo="text"))
     return traces
 
 
+def degenerate_trace(rows: Sequence[dict], colors: dict[str, str] | None = None):
+    """The degenerate settings (entropy below DEGENERATE_ENTROPY x real text's) as crosses labelled
+    'FLM@1 · repeats itself', or None without any."""
+    import plotly.graph_objects as go
+
+    reference = _reference(rows)
+    flagged = [r for r in rows if r["kind"] in KINDS and _finite(r.get("gen_ppl"))
+               and _finite(r.get("seconds_per_sample")) and degenerate(r, reference)]
+    if not flagged:
+        return None
+    return go.Scatter(
+        x=[r["seconds_per_sample"] for r in flagged], y=[r["gen_ppl"] for r in flagged], mode="markers+text",
+        name=f"degenerate: entropy < {DEGENERATE_ENTROPY:.0%} of real text's",
+        marker=dict(symbol="x", size=12, color=[(colors or {}).get(r["kind"], "#777") for r in flagged]),
+        text=[f"{KINDS[r['kind']].label}@{int(r['steps']) if _finite(r.get('steps')) else '?'} · repeats itself"
+              for r in flagged],
+        textposition="middle right", cliponaxis=False, hovertext=[_hover(r) for r in flagged], hoverinfo="text")
+
+
+def reference_trace(rows: Sequence[dict]):
+    """Real validation text's Gen PPL as a dashed line across the rows' times, or None without a data row.
+    A trace, not add_hline: its label misplaces on log axes."""
+    import plotly.graph_objects as go
+
+    reference = _reference(rows)
+    xs = [r["seconds_per_sample"] for r in rows if r["kind"] in KINDS and _finite(r.get("seconds_per_sample"))]
+    if reference is None or not xs:
+        return None
+    entropy = f", entropy {reference['entropy']:.2f}" if _finite(reference.get("entropy")) else ""
+    return go.Scatter(x=[min(xs), max(xs)], y=[reference["gen_ppl"]] * 2, mode="lines+text", text=["", "real text"],
+                      textposition="top left", cliponaxis=False,
+                      name=f"real text (validation): Gen PPL {reference['gen_ppl']:.3g}",
+                      line=dict(dash="dash", color="gray", width=2),
+                      hovertext=f"real validation text: Gen PPL {reference['gen_ppl']:.1f}{entropy}", hoverinfo="text")
+
+
+def headline_traces(rows: Sequence[dict], colors: dict[str, str] | None = None) -> list:
+    """Everything the quality-vs-speed chart draws from the rows (the CLI's `figure` and the app's Benchmarks
+    chart alike): the models' lines, the degenerate settings flagged, real text's reference line."""
+    extra = [degenerate_trace(rows, colors), reference_trace(rows)]
+    return quality_traces(rows, colors) + [t for t in extra if t is not None]
+
+
 def figure(result: dict[str, Any]):
-    """Plotly figure of a bench result: Gen PPL vs seconds per sample (both log, `quality_traces`), the
-    data's Gen PPL as a dashed line, dotted connectors for the one-step FMLM speedups."""
+    """Plotly figure of a bench result: Gen PPL vs seconds per sample (both log, `headline_traces`: the models,
+    the degenerate settings flagged, real text's line), dotted connectors for the one-step FMLM speedups."""
     import plotly.graph_objects as go
 
     rows = result["rows"]
-    fig = go.Figure(quality_traces(rows))
-    data = next((r for r in rows if r["kind"] == "data"), None)
-    xs = [r["seconds_per_sample"] for r in rows if r["kind"] != "data" and _finite(r.get("seconds_per_sample"))]
-    if data and _finite(data.get("gen_ppl")) and xs:  # a trace, not add_hline: its label misplaces on log axes
-        fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[data["gen_ppl"]] * 2, mode="lines",
-                                 name=f"validation data ({data['gen_ppl']:.4g})",
-                                 line=dict(dash="dash", color="gray"), hoverinfo="name"))
+    fig = go.Figure(headline_traces(rows))
+    xs = [r["seconds_per_sample"] for r in rows if r["kind"] in KINDS and _finite(r.get("seconds_per_sample"))]
     notes = []
     for s in result.get("speedups", []):
         if not s["matched"]:

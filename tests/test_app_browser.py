@@ -117,7 +117,7 @@ def test_generate_and_scrub_in_browser(server, browser, tmp_path):
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(server, wait_until="domcontentloaded")
-    generate = page.locator(".st-key-generate button")
+    generate = page.locator(".st-key-generate button:visible")  # the button (a hidden twin measures its shortcut)
     generate.wait_for(timeout=60_000)
     _settle(page)
 
@@ -143,6 +143,10 @@ def test_generate_and_scrub_in_browser(server, browser, tmp_path):
 
     page.get_by_role("link", name="Trajectory").click()
     page.get_by_role("heading", name="Trajectory").wait_for(timeout=30_000)
+    _settle(page)
+    _shot(page, tmp_path, "03_trajectory_side_by_side")  # a new set from Generate opens side by side
+    assert page.locator(".flm-step-text").count() == 2
+    page.locator(".st-key-traj_mode button").nth(1).click()  # "One run"
     _settle(page)
     _shot(page, tmp_path, "03_trajectory_open")
     thumb = page.locator('input[type="range"][aria-label="Step"]')
@@ -193,12 +197,12 @@ def test_two_browser_sessions_at_once_keep_their_own_state(server, browser, tmp_
     for page, seed in zip(pages, (11, 12)):
         page.on("pageerror", lambda err: errors.append(str(err)))
         page.goto(server, wait_until="domcontentloaded")
-        page.locator(".st-key-generate button").wait_for(timeout=60_000)
+        page.locator(".st-key-generate button:visible").wait_for(timeout=60_000)
         _settle(page)
         set_seed(page, seed)
     old = [page.evaluate(lane_run) for page in pages]
     for page in pages:  # both clicks before either result: the runs overlap on the server
-        page.locator(".st-key-generate button").click()
+        page.locator(".st-key-generate button:visible").click()
     for page, before in zip(pages, old):
         wait_new_run(page, before)
     first = [page.evaluate(lane_text) for page in pages]
@@ -210,7 +214,7 @@ def test_two_browser_sessions_at_once_keep_their_own_state(server, browser, tmp_
     set_seed(pages[1], 11)
     old = [page.evaluate(lane_run) for page in pages]
     for page in pages:
-        page.locator(".st-key-generate button").click()
+        page.locator(".st-key-generate button:visible").click()
     for page, before in zip(pages, old):
         wait_new_run(page, before)
     assert [page.evaluate(lane_text) for page in pages] == first[::-1]
@@ -218,3 +222,49 @@ def test_two_browser_sessions_at_once_keep_their_own_state(server, browser, tmp_
     assert not errors, errors
     for context in contexts:
         context.close()
+
+
+def _on_first_screen(page, locator, height: int) -> bool:
+    """The element's top lies on the screen, with at least a line of it above the bottom edge."""
+    box = locator.bounding_box()
+    return box is not None and 0 <= box["y"] and box["y"] + min(box["height"], 40) <= height
+
+
+def test_presentation_mode_fits_a_projector(server, browser, tmp_path):
+    """A speaker's first screen: at 1280x720 with ?presentation=1 (sidebar folded), Generate pressed with its
+    key (G); the quality-matched speedup and the sample texts are in view without scrolling, the settings have
+    folded away, and a reload keeps presentation mode."""
+    width, height = 1280, 720
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(f"{server}/?presentation=1", wait_until="domcontentloaded")
+    page.locator(".st-key-generate button:visible").wait_for(timeout=60_000)
+    _settle(page)
+    assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
+    assert page.locator('[data-testid="stSidebar"][aria-expanded="true"]').count() == 0
+    _shot(page, tmp_path, "07_presentation_before_1280x720")
+    page.keyboard.press("g")
+    page.wait_for_function("() => document.querySelectorAll('.flm-text[data-lane=\"flm\"]').length > 0",
+                           timeout=120_000)
+    headline = page.get_by_text("faster than FLM at 64 steps, where FLM first matches its quality").first
+    headline.wait_for(timeout=60_000)
+    _settle(page)
+    page.screenshot(path=str(tmp_path / "08_presentation_after_1280x720.png"))  # the viewport: what the room sees
+    if REVIEW_DIR != Path(""):
+        REVIEW_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "08_presentation_after_1280x720.png", REVIEW_DIR)
+    assert page.evaluate("document.querySelector('[data-testid=\"stMain\"]')?.scrollTop ?? 0") == 0
+    assert _on_first_screen(page, headline, height)
+    assert _on_first_screen(page, page.get_by_text("this click: median").first, height)
+    texts = page.locator(".flm-text")
+    assert texts.count() >= 2 and _on_first_screen(page, texts.first, height)
+    lane_box = page.locator(".st-key-lane_ckpt--0")  # Streamlit's class for the key "lane_ckpt::0"
+    assert lane_box.count() == 1 and lane_box.is_hidden()  # the settings folded away
+    page.reload(wait_until="domcontentloaded")
+    page.locator(".st-key-generate button:visible").wait_for(timeout=60_000)
+    _settle(page)
+    assert "presentation=1" in page.url
+    assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
+    assert page.get_by_text("Traceback").count() == 0
+    assert not errors, errors

@@ -40,6 +40,8 @@ def test_speedups_pick_the_fastest_matching_setting():
     assert "10x faster than flm, which needs 16 steps to match its quality (Gen PPL 95 <= 100" in \
         bench.speedup_sentence(out["flm"])
     assert "no setting of mdlm" in bench.speedup_sentence(out["mdlm"])
+    # every speedup names the quality at which it holds: FMLM's Gen PPL 100 against the data's 20
+    assert bench.speedup_sentence(out["flm"]).endswith(", at Gen PPL 5 times the validation text's (20)")
     assert bench.matched_speedups([row("flm", "flm", 8, 10.0, 4.0, 0.1)]) == []  # no one-step FMLM
 
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from flm_core.bench import DEGENERATE_ENTROPY, degenerate
 from app import charts, common
 from app.bench_table import BENCH_FIELDS, model_rows, quality_points, read_benchmarks
+from app.quality import data_row
 
 big = common.big()
 st.title("Benchmarks")
@@ -22,12 +24,29 @@ if message:
     st.info(f"{message.capitalize() if message == 'no benchmark yet' else message} — run `python -m flm_core bench` "
             f"to create {path.name}.")
 
+reference = data_row(rows)
+
+
+def row_note(row: dict) -> str:
+    if row is reference:
+        return "real text: the reference"
+    if row.get("self_evaluated"):
+        return "scored by itself: not comparable"
+    return "degenerate: repeats itself" if degenerate(row, reference) else ""
+
+
 if session or quality_points(rows):
     st.plotly_chart(charts.benchmark_figure(rows, session, big=big), key="chart_bench")
+    if quality_points(rows):
+        st.caption("Lower is better, but only beside diverse text: **dashed**, real validation text's Gen PPL; **✕**, "
+                   f"degenerate settings (entropy below {DEGENERATE_ENTROPY:.0%} of real text's: a low Gen PPL from "
+                   "repeating words), left out of the lines; **open, dotted**, a model that is also the evaluator "
+                   "and scores its own text (not comparable). Hover a point for its entropy.")
 if rows:
     st.subheader("Quality and diversity")
     columns = [c for c in BENCH_FIELDS if any(r.get(c) is not None for r in rows)]
-    st.dataframe([{c: r.get(c) for c in columns} for r in rows], hide_index=True,
+    st.dataframe([{"model": r["model"], "note": row_note(r), **{c: r.get(c) for c in columns if c != "model"}}
+                  for r in rows], hide_index=True,
                  column_config={"gen_ppl": st.column_config.NumberColumn("Gen PPL", format="%.1f"),
                                 "seconds_per_sample": st.column_config.NumberColumn("s / sample", format="%.4f"),
                                 "entropy": st.column_config.NumberColumn("entropy", format="%.2f"),

@@ -1,27 +1,27 @@
-"""Generate (home): run models side by side on a shared seed, with live timing and an FLM/FMLM diff."""
+"""Generate (home): lanes of (checkpoint, steps) run side by side from a shared seed. Above them the
+quality-matched speedup of the benchmark beside this click's live figure, and what the models are; below them
+their texts (real text beside them on request), a timing chart and an FLM/FMLM diff."""
 from __future__ import annotations
 
 import streamlit as st
 
-from flm_core.kinds import kind_of
-from flm_core.pipeline import Pipeline
-from flm_core.schedule import STEP_GRID
-from app import charts, common, render
-from app.catalogue import CheckpointInfo
-from app.kind_style import kind_label
-from app.lanes import estimate_seconds, flow_pair, live_speedups, token_diff
-from app.phrases import steps_phrase, times_phrase
 from flm_core.errors import one_line
+from flm_core.pipeline import Pipeline
+from app import charts, common, generate_parts as parts, lane_ui, render
+from app.kind_style import kind_label
+from app.lane_specs import lane_title
+from app.lanes import estimate_seconds, flow_pair, token_diff
+from app.phrases import steps_phrase
 
 MAX_SAMPLES = 16
 SLOW_SECONDS = 10.0  # a run estimated to take longer is announced before the click
 
 big = common.big()
-st.title("Generate")
 if not big:  # presentation mode keeps the screen for the runs
-    st.caption("Real runs of the checkpoints, side by side from the same seed. FMLM writes the whole sequence in "
-               "one network call; FLM integrates the flow with many Euler steps; MDLM unmasks step by step; "
-               "AR writes one token per call.")
+    st.title("Generate")
+    st.caption("Real runs of the checkpoints, side by side from the same seed. Each lane is a checkpoint at a step "
+               "count, so one model can run at several. FMLM writes the whole sequence in one network call; FLM "
+               "integrates the flow with many Euler steps; MDLM unmasks step by step; AR writes one token per call.")
 
 infos = common.usable(common.catalog())
 if not infos:
@@ -30,117 +30,81 @@ if not infos:
     st.stop()
 
 by_path = {c.path: c for c in infos}
-defaults, seen = [], set()
-for c in infos:  # one checkpoint of each flow kind (FMLM and FLM) by default
-    if not c.spec.discrete and c.kind not in seen:
-        defaults.append(c.path)
-        seen.add(c.kind)
-
-top = st.columns([3, 1, 1])
-common.kept_choices("models", by_path, defaults or [infos[0].path])
-common.defaults(num_samples=2, seed=0)
-chosen = top[0].multiselect("Models", list(by_path), format_func=lambda p: by_path[p].label, key="models")
-num_samples = top[1].number_input("Samples", min_value=1, max_value=MAX_SAMPLES, step=1, key="num_samples")
-seed = top[2].number_input("Seed (shared)", min_value=0, max_value=2**31 - 1, step=1, key="seed")
-
-
-def lane_header(info: CheckpointInfo) -> int:
-    """A lane's model, loaded before any click so that the click times generation only (a load error shows
-    here), and its step slider; a model whose runs make a fixed number of calls (AR) has none. Returns the
-    steps its run is asked for."""
-    spec = info.spec
-    with common.guard(f"Loading {info.label}"):
-        pipes[info.path] = common.pipeline_for(info)
-    if not spec.fixed_steps:
-        common.defaults(**{f"steps::{info.path}": spec.default_steps})
-        return st.select_slider(f"Steps · {info.label}", options=STEP_GRID, key=f"steps::{info.path}",
-                                help="Network calls (log scale, 1 to 1024).")
-    st.markdown(f"**{info.label}**")
-    if info.path in pipes:
-        calls = pipes[info.path].sampler.num_steps(spec.default_steps)
-        st.caption(f"{spec.label}: fixed at L-1 = {calls} network calls (one per token); no step choice.")
-    return spec.default_steps
-
-
-def network_calls(info: CheckpointInfo) -> int:
-    """Network calls a run of the lane makes (its steps, or the fixed count of an AR)."""
-    pipe = pipes.get(info.path)
-    return pipe.sampler.num_steps(steps[info.path]) if pipe is not None else steps[info.path]
-
-
-lanes = [by_path[p] for p in chosen]
+lanes = lane_ui.lanes_state(infos)
 pipes: dict[str, Pipeline] = {}  # the lanes' loaded models, by path
-steps: dict[str, int] = {}
-for col, info in zip(st.columns(len(lanes)) if lanes else [], lanes):
-    with col:
-        steps[info.path] = lane_header(info)
+common.defaults(num_samples=2, seed=0, prompt="", ending="", show_real=False)
+has_results = any(st.session_state.get(key) for key in ("batch", "batch_errors", "batch_unfinished"))
 
-common.defaults(prompt="", ending="")
-p1, p2 = st.columns([3, 2])
-prefix = p1.text_input("Prompt (every sample starts with it)", key="prompt", placeholder="e.g. The Moon is",
-                       help="Held fixed while each model writes the rest: MDLM and AR condition on it exactly; the "
-                            "flows re-impose it on its own noising path after every step.")
-suffix = p2.text_input("Ending (optional)", key="ending", placeholder="e.g. in the Solar System.",
-                       help="Held at the end of every sample: the bidirectional models write towards it.")
-if prefix or suffix:
+
+def generate_button() -> bool:
+    return st.button("Generate", type="primary", disabled=not lanes, key="generate", icon=":material/bolt:",
+                     shortcut="G", help="Run every lane (keyboard: G).")
+
+
+def prompt_notes(prefix: str, suffix: str) -> None:
+    """What a one-step flow and a left-to-right model do with a prompt, said before the click."""
     notes = []
-    for info in lanes:
-        if not info.spec.discrete and steps[info.path] == 1:
+    for lane in lanes:
+        info = by_path[lane["path"]]
+        if not info.spec.discrete and lane["steps"] == 1 and prefix:
             notes.append(f"{info.label} at 1 step starts from pure noise, where the prompt is invisible: it writes "
                          "the prompt in and the rest unconditionally (2+ steps let it see the prompt).")
         if info.spec.causal and suffix:
             notes.append(f"{info.label} writes left to right: it writes the ending when it gets there, without "
                          "planning for it.")
-    for note in notes:
-        st.caption(note)
-
-slow = []
-for info in lanes:  # long runs announced before the click, from this session's earlier runs
-    estimate = estimate_seconds(common.run_store().values(), info.path, network_calls(info), int(num_samples))
-    if estimate is not None and estimate > SLOW_SECONDS:
-        slow.append(f"{info.label} about {estimate:.0f} s")
-if slow:
-    st.caption(f"Estimated from your earlier runs: {', '.join(slow)}.")
-clicked = st.button("Generate", type="primary", disabled=not lanes, key="generate", icon=":material/bolt:")
+    for text in dict.fromkeys(notes):
+        st.caption(text)
 
 
-def show_lane(run: dict) -> None:
-    """Timing and texts of one finished run."""
-    gen = run["gen"]
-    st.markdown(f"#### {kind_label(run['kind'])} · {run['name']}")
-    a, b = st.columns(2)
-    a.metric("Wall time", f"{1e3 * gen.seconds:.0f} ms" if gen.seconds < 10 else f"{gen.seconds:.1f} s")
-    b.metric("NFE", f"{gen.nfe}")
-    timed = run.get("timed_runs", 1)
-    st.caption(f"{gen.tokens_per_second:,.0f} tokens/s · {steps_phrase(gen.steps)} · device `{gen.device}` · "
-               f"{run['n']} × {run['seq_len']} tokens" + (f" · fastest of {timed} identical runs" if timed > 1 else ""))
-    st.html(render.texts_html(gen.texts, run["kind"], big=big, run=f"{run['created']:.6f}"))
+def settings() -> tuple[int, int, str, str]:
+    """The lanes, samples, seed, prompt and ending; returns (samples, seed, prefix, suffix)."""
+    lane_ui.lane_controls(lanes, infos, pipes)
+    c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+    n = c1.number_input("Samples", min_value=1, max_value=MAX_SAMPLES, step=1, key="num_samples")
+    seed_ = c2.number_input("Seed (shared)", min_value=0, max_value=2**31 - 1, step=1, key="seed")
+    c3.toggle("Show real text beside the samples", key="show_real",
+              help="Validation text of the training data, cut to the samples' length: for scale.")
+    p1, p2 = st.columns([3, 2])
+    prefix_ = p1.text_input("Prompt (every sample starts with it)", key="prompt", placeholder="e.g. The Moon is",
+                            help="Held fixed while each model writes the rest: MDLM and AR condition on it exactly; "
+                                 "the flows re-impose it on its own noising path after every step.")
+    suffix_ = p2.text_input("Ending (optional)", key="ending", placeholder="e.g. in the Solar System.",
+                            help="Held at the end of every sample: the bidirectional models write towards it.")
+    if prefix_ or suffix_:
+        prompt_notes(prefix_, suffix_)
+    slow = []
+    for lane in lanes:  # long runs announced before the click, from this session's earlier runs
+        info = by_path[lane["path"]]
+        estimate = estimate_seconds(common.run_store().values(), info.path,
+                                    lane_ui.network_calls(lane, info, pipes), int(n))
+        if estimate is not None and estimate > SLOW_SECONDS:
+            slow.append(f"{lane_title(info.kind, info.name, lane['steps'], info.spec.fixed_steps)} about "
+                        f"{estimate:.0f} s")
+    if slow:
+        st.caption(f"Estimated from your earlier runs: {', '.join(slow)}.")
+    return int(n), int(seed_), prefix_, suffix_
 
 
-def lane_timings(runs: list[dict]) -> list[dict]:
-    return [{"name": r["name"], "kind": r["kind"], "seconds": r["gen"].seconds, "nfe": r["gen"].nfe, "n": r["n"]}
-            for r in runs]
-
-
-def show_speedups(runs: list[dict]) -> None:
-    """The headline, above the lanes: the flow map's (FMLM's) speedup over each other lane."""
-    ups = live_speedups(lane_timings(runs))
-    if ups:
-        flow_map = next(r for r in runs if kind_of(r["kind"]).two_times)
-        st.subheader(f"{kind_label(flow_map['kind'])} speedup")
-        cols = st.columns(len(ups))
-        for col, up in zip(cols, ups):
-            col.metric(f"vs {kind_label(up['kind'])} · {up['name']}",
-                       times_phrase(up["time_ratio"], "faster", "slower"),
-                       times_phrase(up["nfe_ratio"], "fewer network calls", "more network calls"),
-                       delta_color="off")
-        st.caption("Live wall times on this machine, which the browser shares while it draws the page; "
-                   "`python -m flm_core bench-speed` times the samplers alone.")
+if big:  # the button first; the settings fold away after a click, so the results fill the first screen
+    go, play, _ = st.columns([1, 2, 3], vertical_alignment="center")
+    with go:
+        clicked = generate_button()
+    play.page_link(common.REPO_ROOT / "app" / "views" / "trajectory.py", label="Play side by side",
+                   icon=":material/play_circle:")
+    if clicked:
+        st.session_state["gen_settings"] = False
+    st.session_state.setdefault("gen_settings", not has_results)
+    with st.expander("Lanes and settings", key="gen_settings", on_change="rerun", icon=":material/tune:"):
+        num_samples, seed, prefix, suffix = settings()
+else:
+    num_samples, seed, prefix, suffix = settings()
+    clicked = generate_button()
 
 
 def show_summary(runs: list[dict]) -> None:
     """Below the lanes: a timing chart and the FLM/FMLM token diff."""
-    lane_info = lane_timings(runs)
+    lane_info = [{"name": r["name"], "title": parts.title(r), "kind": r["kind"], "seconds": r["gen"].seconds,
+                  "nfe": r["gen"].nfe, "n": r["n"]} for r in runs]
     if len(runs) > 1:
         st.plotly_chart(charts.timing_figure(lane_info, big=big), key="timing_chart")
     flm, fmlm = flow_pair(runs)
@@ -166,56 +130,76 @@ def show_summary(runs: list[dict]) -> None:
                                   format_func=lambda i: f"#{i} · {100 * diff['per_sample'][i]:.0f} % agree")
         tokens = common.token_table(fmlm["path"], fmlm["mtime"])
         st.html(render.diff_html(flm["gen"].tokens[sample].tolist(), fmlm["gen"].tokens[sample].tolist(), tokens,
-                                 labels=(f"{flm_label} · {flm['name']}", f"{fmlm_label} · {fmlm['name']}")))
+                                 labels=(f"{parts.title(flm)}", f"{parts.title(fmlm)}")))
 
 
-headline, results = st.container(), st.container()  # the speedups sit above the lanes, in view after a click
-if clicked:
-    st.session_state["batch"] = []
+def run_lanes(slots: dict, size: str | None) -> list[dict]:
+    """Run every lane for real, the cheapest first (the one-step text is on screen before the long runs end);
+    a lane equal to an earlier one (same checkpoint and steps) shows that run. Returns the runs in lane order."""
     errors = st.session_state["batch_errors"] = []  # kept as they come: the run may be stopped mid-way
-    cols = results.columns(len(lanes))
-    slots = {info.path: col.empty() for info, col in zip(lanes, cols)}
-    # Cheapest lane first: the one-step FMLM text is on screen before the long runs finish.
-    order = sorted(lanes, key=network_calls)
-    unfinished = st.session_state["batch_unfinished"] = [info.label for info in order]  # left mid-run: shown later
-    for info in order:
-        with slots[info.path].container():
-            bar = st.progress(0.0, text=f"{info.label}: starting…")
+    order = sorted(lanes, key=lambda lane: lane_ui.network_calls(lane, by_path[lane["path"]], pipes))
+    titles = {lane["id"]: lane_title(by_path[lane["path"]].kind, by_path[lane["path"]].name, lane["steps"],
+                                     by_path[lane["path"]].spec.fixed_steps) for lane in lanes}
+    unfinished = st.session_state["batch_unfinished"] = [titles[lane["id"]] for lane in order]
+    st.session_state["batch"], done, by_setting = [], {}, {}
+    for lane in order:
+        info, setting = by_path[lane["path"]], (lane["path"], lane["steps"])
+        with slots[lane["id"]].container():
+            bar = st.progress(0.0, text=f"{titles[lane['id']]}: starting…")
             try:
-                run = common.execute(info, steps[info.path], seed, num_samples,
-                                     progress=common.progress_reporter(bar, info.label), prefix=prefix,
-                                     suffix=suffix)
+                run = by_setting.get(setting) or common.execute(
+                    info, lane["steps"], seed, num_samples, progress=common.progress_reporter(bar, titles[lane["id"]]),
+                    prefix=prefix, suffix=suffix)
             except Exception as err:  # noqa: BLE001 - one line, no traceback
-                errors.append(f"{info.label}: {one_line(err)}")
-                unfinished.remove(info.label)
+                errors.append(f"{titles[lane['id']]}: {one_line(err)}")
+                unfinished.remove(titles[lane["id"]])
                 bar.empty()
                 st.error(errors[-1])
                 continue
             bar.empty()
-            st.session_state["batch"].append(run["id"])
-            unfinished.remove(info.label)
-        with slots[info.path].container():
-            show_lane(run)
-    done = [common.run_store()[i] for i in st.session_state["batch"] if i in common.run_store()]
-    with headline:
-        show_speedups(done)
-    with results:
-        show_summary(done)
-elif any(st.session_state.get(key) for key in ("batch", "batch_errors", "batch_unfinished")):
+        done[lane["id"]] = by_setting[setting] = run
+        st.session_state["batch"].append(run["id"])
+        unfinished.remove(titles[lane["id"]])
+        with slots[lane["id"]].container():
+            parts.show_lane(run, bench, big, size, narrow=len(slots) + show_real >= 4)
+    st.session_state["batch"] = [done[lane["id"]]["id"] for lane in lanes if lane["id"] in done]
+    return [done[lane["id"]] for lane in lanes if lane["id"] in done]
+
+
+bench = parts.bench_context()
+show_real = bool(st.session_state.get("show_real"))
+headline, overview, results = st.container(), st.container(), st.container()  # the headline stays in view
+if clicked:
+    text_size = parts.text_size(len(lanes) + show_real, big)
+    cols = results.columns(len(lanes) + show_real)
+    done = run_lanes({lane["id"]: col.empty() for lane, col in zip(lanes, cols)}, text_size)
+    if show_real:
+        with cols[-1]:
+            parts.show_real_text(done, bench, seed, big, text_size)
+elif has_results:
     store = common.run_store()
     done = [store[i] for i in st.session_state.get("batch", []) if i in store]
-    with headline:
-        show_speedups(done)
+    text_size = parts.text_size(len(done) + show_real, big)
     with results:
         if done:
-            cols = st.columns(len(done))
+            cols = st.columns(len(done) + show_real)
             for col, run in zip(cols, done):
                 with col:
-                    show_lane(run)
+                    parts.show_lane(run, bench, big, text_size, narrow=len(cols) >= 4)
+            if show_real:
+                with cols[-1]:
+                    parts.show_real_text(done, bench, seed, big, text_size)
         for message in st.session_state.get("batch_errors", []):
             st.error(message)
         if st.session_state.get("batch_unfinished"):
             st.warning(f"Not finished: {', '.join(st.session_state['batch_unfinished'])} (the run stopped when the "
                        "page was left or the settings changed). Press Generate to run it again.")
+if clicked or has_results:
+    with headline:
+        parts.show_headline(done, bench, big)
+    with overview:
+        parts.show_quality_overview(done, bench, big)
+    with results:
         show_summary(done)
-        st.caption("Open **Trajectory** in the sidebar to scrub through these runs step by step.")
+        st.caption("Open **Trajectory** in the sidebar to play these runs side by side on one clock, or scrub one "
+                   "step by step.")

@@ -8,32 +8,36 @@ import torch
 from flm_core.kinds import kind_of
 from flm_core.schedule import STEP_GRID, decoding_error
 from flm_core.trajectory import sketch_matrix
-from app import charts, common, render
+from app import charts, common, render, sync_view
 from app.export import denoising_frames, export_run
 from app.maps import sketch_map
 from app.phrases import steps_phrase
-from app.record import (argmax_changes, frame_indices, next_play_frame, not_final_share, pending_share, step_view,
-                        to_numpy)
+from app.record import (argmax_changes, blank_view, frame_indices, next_play_frame, not_final_share, pending_share,
+                        step_view)
 from app.simplex import state_ternary, ternary_path
 
 PLAY_INTERVAL = 0.7  # seconds per frame while playing
 GIF_FRAMES = 40
 GRID_COLUMNS = 96  # recorded steps drawn in the argmax grid
 VIEWS = ("Text", "Argmax grid", "Superposition", "Simplex", "Decoding error", "Map")
+MODES = ("Side by side", "One run")
 
 big = common.big()
-st.title("Trajectory")
-if not big:  # presentation mode keeps the screen for the run itself
-    st.caption("One run, step by step. Runs come from the Generate page or from the form below; moving the step "
-               "slider only redraws what the run recorded (flm_core's Trajectory), it never calls the model again.")
+if not big:  # presentation mode keeps the screen for the runs themselves
+    st.title("Trajectory")
+    st.caption("Recorded runs, side by side on one clock or one run step by step. Runs come from the Generate page "
+               "or from the form below; the views only redraw what the runs recorded (flm_core's Trajectory), they "
+               "never call a model again.")
 
 infos = common.usable(common.catalog())
 store = common.run_store()
 
-with st.expander("New run", expanded=not store):
-    if not infos:
-        st.info("No checkpoints found: add one in the sidebar or under checkpoints/.")
-    else:
+def new_run_form(rerun: bool = False) -> None:
+    """Record a new run of any checkpoint (rerun: show it at once, where the form comes after the views)."""
+    with st.expander("New run", expanded=not store):
+        if not infos:
+            st.info("No checkpoints found: add one in the sidebar or under checkpoints/.")
+            return
         # First offered: a flow with one time input (FLM), whose many steps over a dense state are the ones to see.
         info = common.checkpoint_selector("Checkpoint", infos, key="traj_new_ckpt",
                                           prefer=lambda kind: not kind.discrete and not kind.two_times)
@@ -53,11 +57,33 @@ with st.expander("New run", expanded=not store):
                 run = common.execute(info, new_steps, new_seed, new_n,
                                      progress=common.progress_reporter(bar, info.label))
                 st.session_state["traj_run"] = run["id"]
+                st.session_state["traj_mode_next"] = MODES[1]  # the new run, shown alone
             bar.empty()
+            if rerun:
+                st.rerun()
+
+
+form_last = big and bool(store)  # presentation mode: the runs first, the form below them
+if not form_last:
+    new_run_form()
 
 store = common.run_store()
 if not store:
     st.info("No recorded run yet: press **Generate** on the Generate page or use **New run** above.")
+    st.stop()
+
+batch = tuple(i for i in st.session_state.get("batch", []) if i in store)
+if st.session_state.get("traj_seen_batch") != batch:  # a new set from Generate opens side by side
+    st.session_state["traj_seen_batch"] = batch
+    st.session_state["traj_mode"] = MODES[0] if len(batch) > 1 else st.session_state.get("traj_mode", MODES[1])
+if "traj_mode_next" in st.session_state:
+    st.session_state["traj_mode"] = st.session_state.pop("traj_mode_next")
+common.defaults(traj_mode=MODES[1])
+mode = st.segmented_control("Show", MODES, key="traj_mode", label_visibility="collapsed") or MODES[1]
+if mode == MODES[0]:
+    sync_view.side_by_side(store, big)
+    if form_last:
+        new_run_form(rerun=True)
     st.stop()
 
 ids = list(store)[::-1]  # newest first
@@ -75,8 +101,8 @@ if traj is None:
 spec = kind_of(run["kind"])
 discrete = spec.discrete
 derived = run["derived"]
-if "arrays" not in derived:
-    arrays = derived["arrays"] = to_numpy(traj)
+if "not_final" not in derived:
+    arrays = sync_view.arrays_of(run)
     gamma = arrays["gamma"].astype(float)
     free = None if gen.held is None else ~gen.held.numpy()  # a prompt's positions are not the model's to write
     derived["argmax_not_final"] = not_final_share(arrays["argmax"], arrays["final_tokens"], free)
@@ -173,10 +199,27 @@ def step_controls(idx: int) -> int:
 
 
 def text_view(idx: int) -> None:
+    if S == 1:
+        before_after()
+        return
     view = step_view(arrays, sample, idx, discrete)
     st.html(render.step_text_html(view["ids"], view["confidence"], view["changed"], view["pending"], tokens, big=big))
     st.caption("Flow models: the prediction's argmax at this step (faint = unsure, orange = changed since the "
                "previous recorded step). MDLM / AR: the state itself (░ = still masked / not generated).")
+
+
+def before_after() -> None:
+    """A one-step run as what it is: nothing, one network call, everything."""
+    before = blank_view(L)
+    after = step_view(arrays, sample, 0, discrete)
+    st.markdown("**Before** · " + ("pure Gaussian noise: no token decodable yet" if not discrete else
+                                   "every position still masked"))
+    st.html(render.step_text_html(before["ids"], before["confidence"], before["changed"], before["pending"], tokens,
+                                  big=big))
+    st.markdown(f"**After {gen.nfe} network call{'s' if gen.nfe != 1 else ''}** · the whole sequence at once "
+                "(faint = unsure)")
+    st.html(render.step_text_html(after["ids"], after["confidence"], np.zeros(L, bool), after["pending"], tokens,
+                                  big=big))
 
 
 def grid_view(idx: int, moving: bool) -> None:
@@ -286,9 +329,12 @@ def scrubber() -> None:
     if moving and not big and {"Argmax grid", "Map"} & set(views):
         st.caption("Playing: the argmax grid and the map show the whole run; their current-step marks return on "
                    "Pause.")
-    if "Text" in views:
+    if "Text" in views or S == 1:  # a one-step run's before / after is its story: always shown
         text_view(idx)
-    if "Argmax grid" in views:
+    if S == 1 and {"Argmax grid", "Decoding error"} & set(views):
+        st.caption("One step: the argmax grid and the decoding error would be a single column and a single "
+                   "point, so the before / after above replaces them.")
+    if "Argmax grid" in views and S > 1:
         grid_view(idx, moving)
     if "Superposition" in views:
         superposition_view(idx)
@@ -299,7 +345,7 @@ def scrubber() -> None:
                 simplex_view(idx)
             else:
                 map_view(idx, moving)
-    if "Decoding error" in views:
+    if "Decoding error" in views and S > 1:
         decoding_error_view(idx)
 
 
@@ -311,3 +357,5 @@ def _has_umap() -> bool:
 
 with player if big else st.container():
     scrubber()
+if form_last:
+    new_run_form(rerun=True)
