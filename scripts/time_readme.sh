@@ -29,7 +29,7 @@ timed() {  # timed LABEL COMMAND...: one table row
   echo "| \`$label\` | $(( SECONDS - start )) s | ${last} |" >> "$OUT"
 }
 
-timed "prepare-data --out $TMP/wiki" python -m flm_core prepare-data --out "$TMP/wiki"
+timed "prepare-data --out data/wiki" python -m flm_core prepare-data --out "$TMP/wiki"
 timed "train flm --max-minutes 2" python -m flm_core train flm --data "$TMP/wiki" --out "$TMP/flm" --max-minutes 2
 timed "sample fmlm-wiki --steps 1 --num-samples 4" python -m flm_core sample --checkpoint checkpoints/fmlm-wiki --steps 1 --num-samples 4 --json
 timed "sample flm-wiki --steps 32 --num-samples 4" python -m flm_core sample --checkpoint checkpoints/flm-wiki --steps 32 --num-samples 4 --json
