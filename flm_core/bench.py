@@ -533,10 +533,11 @@ BENCH_HEADER = ["Steps", "NFE", "Gen PPL", "Entropy", "MAUVE", "Memorization", "
 def update_model_cards(result: dict[str, Any]) -> list[str]:
     """Set the benchmark of each benchmarked checkpoint's card data (card.json) and re-render its README.md:
     its rows, the data row, and unedited samples of its most-steps setting (FMLM: one step). Returns the
-    README paths written."""
+    README paths written. Checkpoints without card data (released, Hub, older formats) are left alone."""
     from flm_core.cards import CARD_FILE, read_card_data, write_card
-    from flm_core.checkpoint import CONFIG_FILE
+    from flm_core.checkpoint import CARD_DATA_FILE, CONFIG_FILE
     from flm_core.config import RunConfig
+    from flm_core.hub import resolve
     from flm_core.models import parameter_count
 
     data = next((r for r in result["rows"] if r["kind"] == "data"), None)
@@ -544,10 +545,12 @@ def update_model_cards(result: dict[str, Any]) -> list[str]:
     written = []
     for checkpoint in st["checkpoints"]:
         rows = sorted((r for r in result["rows"] if r.get("checkpoint") == checkpoint), key=lambda r: r["steps"])
-        if not rows:
+        folder = resolve(checkpoint)
+        if not rows or not (folder / CARD_DATA_FILE).is_file():  # released, Hub or pre-card.json: left alone
+            log.warning("bench: %s has no %s, its card is left as it is", checkpoint, CARD_DATA_FILE)
             continue
-        config = RunConfig.load(Path(checkpoint) / CONFIG_FILE)
-        card = read_card_data(checkpoint)
+        config = RunConfig.load(folder / CONFIG_FILE)
+        card = read_card_data(folder)
         card["parameters"] = card["parameters"] or parameter_count(config.model)
         table = [["data" if r["kind"] == "data" else _fmt(r["steps"]), _fmt(r.get("nfe")), _fmt(r.get("gen_ppl")),
                   _fmt(r.get("entropy")), _fmt(r.get("mauve"), 3), _fmt(r.get("memorization"), 3),
@@ -561,8 +564,8 @@ def update_model_cards(result: dict[str, Any]) -> list[str]:
             "header": BENCH_HEADER, "rows": table,
             "samples_title": f"Unedited samples ({shown['steps']} {unit}, seed {st['seed']}):",
             "samples": [text.strip() for text in shown.get("examples", [])]}
-        write_card(checkpoint, config, card)
-        written.append(str(Path(checkpoint) / CARD_FILE))
+        write_card(folder, config, card)
+        written.append(str(folder / CARD_FILE))
     return written
 
 

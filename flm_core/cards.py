@@ -57,6 +57,8 @@ def render_card(config: RunConfig, data: dict[str, Any]) -> str:
         if last.get("init_from"):
             lines.append(f"- initialised from: `{last['init_from']}` (steps and tokens above count this run only)")
         lines.append(f"- validation: {json.dumps(last['validation'])}")
+    else:
+        lines.append("- training history: not recorded")
     lines += ["", f"Weights are the EMA weights (decay {config.training.ema}). Training log: `metrics.jsonl`."]
     if len(stages) > 1:
         lines += ["", "## Earlier training", "",

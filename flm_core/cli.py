@@ -6,6 +6,7 @@ Every failure prints one line naming the cause and exits with status 2 (no trace
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import shlex
@@ -50,9 +51,10 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         learnable_loss_weighting = init.model.learnable_loss_weighting
     elif spec.two_times:  # a flow map starts from its teacher's shape
         teacher = _checkpoint_config(args.teacher)  # the weights are read once, by the trainer
-        _require_data_tokenizer("--teacher", args.teacher, args.data)
         model = {k: getattr(teacher.model, k) for k in ("hidden_size", "n_blocks", "n_heads", "cond_dim")}
         model["dropout"] = 0.0 if args.dropout is None else args.dropout  # targets come from the student itself
+    if spec.two_times:  # with or without --init-from, the teacher's ids must be the data's
+        _require_data_tokenizer("--teacher", args.teacher, args.data)
     objective = ObjectiveConfig(
         name=f"{spec.name}-{args.objective}" if spec.two_times else spec.objective_names[0],
         boundary_prob=args.boundary_prob, teacher=args.teacher if spec.two_times else None)
@@ -154,6 +156,17 @@ def _bench(args: argparse.Namespace) -> None:
     print(json.dumps(paths))
 
 
+def _speed_steps(path: str, steps: list[int]) -> list[int]:
+    """The step counts worth timing for a checkpoint: one for a kind whose sampler ignores them (AR)."""
+    from pathlib import Path
+
+    from flm_core.checkpoint import CONFIG_FILE
+
+    config = Path(path) / CONFIG_FILE
+    kind = json.loads(config.read_text(encoding="utf-8")).get("kind") if config.is_file() else None
+    return steps[:1] if kind in KINDS and KINDS[kind].fixed_steps else steps
+
+
 def _bench_speed(args: argparse.Namespace) -> None:
     """Each timing is a task; the JSON (--out) is rewritten after every task, so a stopped run keeps what
     it measured. A progress bar with an ETA goes to stderr."""
@@ -174,9 +187,9 @@ def _bench_speed(args: argparse.Namespace) -> None:
     bf16 = use_bf16(args.precision, device)
     result = {"device": hardware(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
               "complete": False, "sampling": [], "training": []}
-    pipes = [load(path, device=args.device) for path in args.checkpoints]
-    tasks = [("sampling", lambda p=pipe, n=steps: speed.sampler_overhead(p, args.batch, n, args.repeats))
-             for pipe in pipes for steps in ([1] if pipe.spec.fixed_steps else args.steps)]
+    loaded = functools.lru_cache(maxsize=1)(lambda path: load(path, device=args.device))  # one model resident
+    tasks = [("sampling", lambda c=path, n=steps: speed.sampler_overhead(loaded(c), args.batch, n, args.repeats))
+             for path in args.checkpoints for steps in _speed_steps(path, args.steps)]
     tasks += [("training", lambda k=kind, c=compiled: speed.training_throughput(
                   k, args.train_preset, args.vocab_size, args.seq_len, args.train_batch, args.train_steps, device,
                   bf16, c))

@@ -69,18 +69,21 @@ def pull(repo_id: str, *, revision: str | None = None, cache_dir: str | Path | N
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout flm_core runs from (pip install -e .)
+SHIPPED_DIR = "checkpoints"  # relative paths under it are also looked up in REPO_ROOT
 
 
 def resolve(source: str | Path) -> Path:
-    """Where a checkpoint is: a local file or folder as it is; else a relative path inside this repository
-    (so `checkpoints/fmlm-wiki` works from any folder); else, for the form 'owner/name', a Hub repo id
+    """Where a checkpoint is: a local file or folder as it is; else a relative path under checkpoints/ inside
+    this repository (so `checkpoints/fmlm-wiki` works from any folder, a mistyped one is reported missing); else, for the form 'owner/name', a Hub repo id
     (pulled), unless 'owner' is a local folder (then it is a mistyped local path, reported as missing)."""
     path = Path(source)
     if path.exists():
         return path
-    if not path.is_absolute() and (REPO_ROOT / path).exists():
+    shipped = not path.is_absolute() and path.parts[:1] == (SHIPPED_DIR,)
+    if shipped and (REPO_ROOT / path).exists():
+        log.info("%s: read from %s", source, REPO_ROOT / path)
         return REPO_ROOT / path
-    if not _REPO_ID.match(str(source)) or path.parent.is_dir():
+    if not _REPO_ID.match(str(source)) or path.parent.is_dir() or shipped:
         return path
     try:
         return pull(str(source))

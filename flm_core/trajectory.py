@@ -100,22 +100,34 @@ class Recorder:
         for name, value in fresh.items():
             self.current[name][:, span] = value
         if held is not None:
-            self._hold(held, projection)
+            self._hold(held, projection, state, pending)
         if step in self.keep:
             row = {name: value.clone() for name, value in self.current.items()}
             row.update(step=torch.tensor(step), progress=torch.tensor(out.progress), gamma=torch.tensor(out.gamma),
                        pending=pending.clone())
             self.rows.append(row)
 
-    def _hold(self, held, projection: torch.Tensor) -> None:
-        """Held positions predict their held token with probability 1 (entropy 0, sketch P[id])."""
-        rec, pos, ids = self.current, held.positions, held.ids
-        rec["argmax"][:, pos] = ids
-        rec["top_ids"][:, pos, 0] = ids
-        rec["top_probs"][:, pos] = 0.0
-        rec["top_probs"][:, pos, 0] = 1.0
-        rec["entropy"][:, pos] = 0.0
-        rec["prediction_sketch"][:, pos] = projection[ids].to(rec["prediction_sketch"].dtype)
+    def _hold(self, held, projection: torch.Tensor, state: torch.Tensor | None, pending: torch.Tensor) -> None:
+        """Held positions the sampler has written (all of them, except those an AR has not reached yet)
+        predict their held token with probability 1: entropy 0, sketch P[id], and the state read at that id."""
+        rec = self.current
+        written = ~pending[:, held.positions]  # (B, P)
+        ids = held.ids.expand_as(written)
+
+        def put(name: str, value: torch.Tensor) -> None:
+            old = rec[name][:, held.positions]
+            mask = written.view(*written.shape, *([1] * (old.dim() - 2)))
+            rec[name][:, held.positions] = torch.where(mask, value.to(old.dtype).expand_as(old), old)
+
+        top_ids = rec["top_ids"][:, held.positions].clone()
+        top_ids[..., 0] = ids
+        put("argmax", ids)
+        put("top_ids", top_ids)
+        put("top_probs", torch.nn.functional.one_hot(torch.zeros_like(ids), self.top_k).float())
+        put("entropy", torch.zeros_like(ids, dtype=torch.float32))
+        put("prediction_sketch", projection[ids])
+        if state is not None:
+            put("state_at_top", state[:, held.positions].gather(-1, top_ids).float())
 
     def finish(self, final_tokens: torch.Tensor) -> Trajectory:
         stacked = {k: torch.stack([row[k] for row in self.rows]).cpu() for k in self.rows[0]}

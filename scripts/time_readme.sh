@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Wall time of each command the README tells a newcomer to run, on this machine, one after another,
-# written to docs/measurements/readme_durations.md (and each command's last output line). The smoke
-# trainings write under a temporary folder; nothing in checkpoints/ or data/ is changed except that
-# data/wiki is prepared when missing.
+# written to docs/measurements/readme_durations.md (and each command's last output line). Data and runs go
+# to a temporary folder; nothing in checkpoints/ or data/ is changed. A failing command gets its row too.
 #
 #   scripts/time_readme.sh            # about half an hour on a 2-core CPU; TESTS=0 skips the test suite
 set -euo pipefail
@@ -25,7 +24,7 @@ timed() {  # timed LABEL COMMAND...: one table row
   local label=$1; shift
   local start=$SECONDS
   local last
-  last=$("$@" 2>&1 | tr '\r' '\n' | grep -v '^\s*$' | tail -n 1 | cut -c1-160 | tr '|' '/')
+  last=$( ("$@" 2>&1 || echo "exit status $?") | tr '\r' '\n' | grep -v '^\s*$' | tail -n 1 | cut -c1-160 | tr '|' '/') || true
   echo "| \`$label\` | $(( SECONDS - start )) s | ${last} |" >> "$OUT"
 }
 

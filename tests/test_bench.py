@@ -150,6 +150,18 @@ def test_update_model_cards_sets_the_benchmark_in_the_card_data_and_keeps_the_st
     assert "Unedited samples (1 step," in card and all(text.strip() in card for text in shown)
 
 
+def test_update_model_cards_leaves_checkpoints_without_card_data_alone(world, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "fmlm"
+    shutil.copytree(world["fmlm"], ckpt)
+    (ckpt / "README.md").write_text("# a hand-written card\n")
+    result = bench.run_bench([str(ckpt)], str(world["data"]), steps=[1], num_samples=2, seed=0, repeats=1,
+                             mauve=False)
+    assert bench.update_model_cards(result) == []
+    assert (ckpt / "README.md").read_text() == "# a hand-written card\n" and not (ckpt / "card.json").exists()
+
+
 def test_seconds_axis_labels_times_with_units():
     axis = bench.seconds_axis([0.015, 0.64])
     assert axis["ticktext"] == ["10 ms", "20 ms", "50 ms", "100 ms", "200 ms", "500 ms", "1 s"]

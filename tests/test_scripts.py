@@ -49,4 +49,6 @@ def test_shipping_into_checkpoints_is_an_explicit_choice(tmp_path):
     calls = run_script("continue_shipped.sh", tmp_path, SHIP="checkpoints")
     assert {Path(t).parent for t in export_targets(calls)} == {Path("checkpoints")}
     starts = [call[call.index("--init-from") + 1] for call in calls if "--init-from" in call]
-    assert starts == ["checkpoints/flm-wiki", "checkpoints/mdlm-wiki", "checkpoints/fmlm-wiki"]
+    # FLM and MDLM continue side by side (either may start first); the FMLM is distilled after them
+    assert sorted(starts[:2]) == ["checkpoints/flm-wiki", "checkpoints/mdlm-wiki"]
+    assert starts[2:] == ["checkpoints/fmlm-wiki"]
