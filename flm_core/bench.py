@@ -175,7 +175,7 @@ def _data_row(reference: DataReference, scorer, encoder) -> dict[str, Any]:
 
 def evaluate_checkpoint(checkpoint: str, data_dir: str, steps: int = 32, num_samples: int = 16, seed: int = 0,
                         evaluator: str | None = None, mauve: bool = True, device: str = "cpu",
-                        val_blocks: int = 256) -> dict[str, Any]:
+                        val_blocks: int = 256, renoise: float = 0.0) -> dict[str, Any]:
     """Sample once and score the samples; "data" holds the same metrics for validation blocks.
 
     seconds / seconds_per_sample time generation alone (one run, no warm-up; `bench` times properly).
@@ -185,9 +185,9 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, steps: int = 32, num_sam
     scorer, encoder = _prepare_scorers(evaluator, mauve, device)
     pipe = load(checkpoint, device=device)
     reference = DataReference(str(data_dir), num_samples, seed)
-    gen = pipe.generate(num_samples, steps, seed=seed)
+    gen = pipe.generate(num_samples, steps, seed=seed, renoise=renoise)
     result: dict[str, Any] = {
-        "kind": gen.kind, "checkpoint": str(checkpoint), "steps": gen.steps, "nfe": gen.nfe,
+        "kind": gen.kind, "checkpoint": str(checkpoint), "steps": gen.steps, "nfe": gen.nfe, "renoise": renoise,
         "num_samples": num_samples, "seed": seed, "seconds": gen.seconds,
         "seconds_per_sample": gen.seconds / num_samples, "tokens_per_second": gen.tokens_per_second,
         "device": gen.device, "torch_threads": torch.get_num_threads(), "evaluator": evaluator,
@@ -231,7 +231,7 @@ def _labels(checkpoints: Sequence[str]) -> list[str]:
 def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None = None,
               steps: Sequence[int] = STEP_GRID, max_steps: int | None = None, num_samples: int = 16,
               seed: int = 0, repeats: int = 3, mauve: bool = True, device: str = "cpu",
-              val_blocks: int = 256) -> dict[str, Any]:
+              val_blocks: int = 256, renoise: float = 0.0) -> dict[str, Any]:
     """Every checkpoint x steps (AR: its one setting, L - 1 calls) with the same seed and sample count.
 
     Per setting: one warm-up generation (whose samples are scored), then `repeats` timed generations;
@@ -253,14 +253,15 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
         val = metrics.validation_nll(pipe, data_dir, max_blocks=val_blocks, seed=seed)
         for n in ([pipe.sampler.num_steps(1)] if pipe.spec.fixed_steps else grid):
             progress.set_postfix_str(f"{label} @ {n} steps")
-            gen = pipe.generate(num_samples, n, seed=seed)  # warm-up; its samples are the ones scored
-            times = [pipe.generate(num_samples, n, seed=seed).seconds for _ in range(repeats)]
+            eta = 0.0 if pipe.spec.discrete else renoise  # renoising applies to the flows
+            gen = pipe.generate(num_samples, n, seed=seed, renoise=eta)  # warm-up; its samples are the ones scored
+            times = [pipe.generate(num_samples, n, seed=seed, renoise=eta).seconds for _ in range(repeats)]
             seconds = statistics.median(times)
             row = {"model": label, "checkpoint": str(checkpoint), "kind": pipe.kind, "steps": gen.steps,
                    "nfe": gen.nfe, "num_samples": num_samples, "seed": seed, "seconds": seconds,
                    "seconds_per_sample": seconds / num_samples, "seconds_repeats": times,
                    "tokens_per_second": gen.tokens.numel() / max(seconds, 1e-12), "device": gen.device,
-                   "self_evaluated": _same_path(checkpoint, evaluator)}
+                   "self_evaluated": _same_path(checkpoint, evaluator), "renoise": eta}
             row.update(quality(gen.texts, gen.tokens, reference, scorer, encoder))
             row.update(val)
             row["examples"] = gen.texts[:3]
@@ -272,7 +273,7 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
         "rows": rows, "speedups": matched_speedups(rows), "environment": environment(device),
         "settings": {"checkpoints": [str(c) for c in checkpoints], "data": str(data_dir), "evaluator": evaluator,
                      "steps": grid, "max_steps": max_steps, "num_samples": num_samples, "seed": seed,
-                     "repeats": repeats, "mauve": mauve, "val_blocks": val_blocks,
+                     "repeats": repeats, "mauve": mauve, "val_blocks": val_blocks, "renoise": renoise,
                      "memorization_n": metrics.MEMORIZATION_N, "entropy_tolerance": ENTROPY_TOLERANCE},
     }
     if reference.notes:

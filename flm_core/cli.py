@@ -112,7 +112,8 @@ def _sample(args: argparse.Namespace) -> None:
     if pipe.sampler.num_steps(args.steps) != args.steps:  # stderr: --json keeps stdout one JSON object
         print(f"note: an {pipe.spec.label} model makes {pipe.sampler.num_steps(args.steps)} network calls whatever "
               f"--steps says (asked {args.steps})", file=sys.stderr)
-    gen = pipe.generate(args.num_samples, args.steps, seed=args.seed, prefix=args.prefix, suffix=args.suffix)
+    gen = pipe.generate(args.num_samples, args.steps, seed=args.seed, prefix=args.prefix, suffix=args.suffix,
+                        renoise=args.renoise)
     if args.json:
         print(json.dumps({"kind": gen.kind, "checkpoint": args.checkpoint, "steps": gen.steps, "nfe": gen.nfe,
                           "seconds": gen.seconds, "texts": gen.texts, "token_ids": gen.tokens.tolist()}))
@@ -134,7 +135,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     result = evaluate_checkpoint(args.checkpoint, args.data, steps=args.steps, num_samples=args.num_samples,
                                  seed=args.seed, evaluator=args.evaluator, mauve=not args.no_mauve,
-                                 device=args.device)
+                                 device=args.device, renoise=args.renoise)
     print(json.dumps(result) if args.json else format_evaluation(result))
 
 
@@ -147,7 +148,7 @@ def _bench(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     result = run_bench(args.checkpoints, args.data, evaluator=args.evaluator, steps=args.steps,
                        max_steps=args.max_steps, num_samples=args.num_samples, seed=args.seed,
-                       repeats=args.repeats, mauve=not args.no_mauve, device=args.device)
+                       repeats=args.repeats, mauve=not args.no_mauve, device=args.device, renoise=args.renoise)
     paths = write_outputs(result, args.out)
     if args.update_cards:
         paths["cards"] = update_model_cards(result)
@@ -279,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--prefix", default="", help="text every sample starts with (after a document start)")
     p.add_argument("--suffix", default="", help="text every sample ends with")
+    p.add_argument("--renoise", type=float, default=0.0,
+                   help="flows: share eta in [0, 1] of fresh noise per step (0: the deterministic sampler)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_sample)
 
@@ -291,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-mauve", action="store_true", help="skip MAUVE (needs mauve-text and the MiniLM encoder)")
+    p.add_argument("--renoise", type=float, default=0.0,
+                   help="flows: share eta in [0, 1] of fresh noise per step (0: the deterministic sampler)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_evaluate)
 
@@ -305,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per setting after one warm-up")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--renoise", type=float, default=0.0,
+                   help="flows (MDLM and AR run as usual): share eta in [0, 1] of fresh noise per step (0: the deterministic sampler)")
     p.add_argument("--no-mauve", action="store_true")
     p.add_argument("--out", required=True, help="folder for benchmarks.json/.md/.html/.plotly.json")
     p.add_argument("--update-cards", action="store_true",

@@ -19,20 +19,39 @@ def one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, vocab_size: int,
     return x.scatter_add_(-1, tokens.unsqueeze(-1), g.expand(-1, tokens.shape[1], 1).contiguous())
 
 
-def embedded_one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, embedding: torch.Tensor,
-                          generator: torch.Generator) -> torch.Tensor:
-    """x_g @ E without materialising the K-wide noise: tokens (B, L), gamma (B,), E (K, D) -> (B, L, D).
+def embedded_noise(shape: tuple[int, ...], embedding: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """eps @ E for eps ~ N(0, I_K) of shape (*shape, K), without the K-wide draw: (*shape, D).
 
-    x_g @ E = (1 - g) eps @ E + g E[x], and eps @ E ~ N(0, E^T E) is drawn exactly as z @ chol(E^T E)^T with
-    z ~ N(0, I_D); gradients reach E through E[x] and the Cholesky factor. A jitter of 1e-6 of the mean
-    eigenvalue keeps the factor exact to that relative size even if E loses rank (K >= D assumed)."""
-    with torch.autocast(tokens.device.type, enabled=False):
+    eps @ E ~ N(0, E^T E) is drawn exactly as z @ chol(E^T E)^T with z ~ N(0, I_D); gradients reach E
+    through the Cholesky factor. A jitter of 1e-6 of the mean eigenvalue keeps the factor exact to that
+    relative size even if E loses rank (K >= D assumed)."""
+    with torch.autocast(embedding.device.type, enabled=False):
         gram = embedding.float().T @ embedding.float()
         jitter = 1e-6 * gram.diagonal().mean().clamp_min(1e-12)
         chol, _ = torch.linalg.cholesky_ex(gram + jitter * torch.eye(len(gram), device=gram.device))  # no sync
+    z = torch.randn(*shape, embedding.shape[1], generator=generator, device=embedding.device)
+    return z @ chol.T
+
+
+def embedded_one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, embedding: torch.Tensor,
+                          generator: torch.Generator) -> torch.Tensor:
+    """x_g @ E without materialising the K-wide noise: tokens (B, L), gamma (B,), E (K, D) -> (B, L, D).
+    x_g @ E = (1 - g) eps @ E + g E[x], with eps @ E from `embedded_noise`; gradients reach E through E[x]
+    and the noise's Cholesky factor."""
     g = gamma.to(torch.float32).view(-1, 1, 1)
-    z = torch.randn(*tokens.shape, embedding.shape[1], generator=generator, device=tokens.device)
-    return (1 - g) * (z @ chol.T) + g * embedding[tokens]
+    return (1 - g) * embedded_noise(tuple(tokens.shape), embedding, generator) + g * embedding[tokens]
+
+
+def renoised_step(x: torch.Tensor, denoised: torch.Tensor, gamma_from: torch.Tensor, gamma_to: torch.Tensor,
+                  eta: float, fresh_noise: torch.Tensor) -> torch.Tensor:
+    """A stochastic flow step: with the implied noise eps_hat = (x - g D) / (1 - g),
+    x' = g' D + (1 - g') (sqrt(1 - eta^2) eps_hat + eta eps_new); eta = 0 is `flow_map_step` (the Euler /
+    flow-map step), eta = 1 draws the noise afresh. Linear in x, D and eps_new, so it holds on x @ E too."""
+    g_s = torch.as_tensor(gamma_from, device=x.device, dtype=torch.float32).reshape(-1, 1, 1)
+    g_t = torch.as_tensor(gamma_to, device=x.device, dtype=torch.float32).reshape(-1, 1, 1)
+    eps_hat = (x.float() - g_s * denoised.float()) / (1 - g_s).clamp_min(1e-6)
+    noise = (1 - eta ** 2) ** 0.5 * eps_hat + eta * fresh_noise.float()
+    return g_t * denoised.float() + (1 - g_t) * noise
 
 
 def flow_map_step(x: torch.Tensor, denoised: torch.Tensor, gamma_from: torch.Tensor,

@@ -33,6 +33,7 @@ class Generation:
     device: str
     trajectory: Trajectory | None = None
     held: torch.Tensor | None = None  # (L,) bool: positions held to the prompt, None without one
+    renoise: float = 0.0  # the flows' share of fresh noise per step (0: deterministic)
 
     @property
     def tokens_per_second(self) -> float:
@@ -77,10 +78,11 @@ class Pipeline:
 
     def generate(self, num_samples: int, steps: int, seed: int = 0, record: bool = False,
                  progress: Callable[[int, int], None] | None = None, prefix: str = "",
-                 suffix: str = "") -> Generation:
+                 suffix: str = "", renoise: float = 0.0) -> Generation:
         """Sample num_samples sequences with `steps` network calls (AR: always L - 1).
 
-        prefix / suffix: text every sample starts (after a document start) / ends with (`held_tokens`)."""
+        prefix / suffix: text every sample starts (after a document start) / ends with (`held_tokens`).
+        renoise: flows only, the share eta of fresh noise per step (`paths.renoised_step`; 0: deterministic)."""
         if not 1 <= num_samples <= 4096:
             raise ValueError(f"num_samples must be in [1, 4096], got {num_samples}")
         if not 1 <= steps <= 100_000:
@@ -97,7 +99,8 @@ class Pipeline:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        tokens, nfe = run_sampler(self.sampler, num_samples, steps, generator, self.device, recorder, progress, held)
+        tokens, nfe = run_sampler(self.sampler, num_samples, steps, generator, self.device, recorder, progress, held,
+                                  renoise)
         tokens = tokens.cpu()  # waits for the device
         seconds = time.perf_counter() - start
         texts = [decode(self.tokenizer, row.tolist()) for row in tokens]
@@ -107,7 +110,7 @@ class Pipeline:
             mask[held.positions.cpu()] = True
         return Generation(kind=self.kind, tokens=tokens, texts=texts, seconds=seconds, nfe=nfe, steps=n,
                           device=str(self.device), trajectory=recorder.finish(tokens) if record else None,
-                          held=mask)
+                          held=mask, renoise=renoise)
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor, s: torch.Tensor | float, t: torch.Tensor | float | None = None) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from flm_core.models import EmbeddedDenoiser
-from flm_core.paths import flow_map_step, subs_logits
+from flm_core.paths import embedded_noise, flow_map_step, renoised_step, subs_logits
 from flm_core.schedule import uniform_time_grid
 from flm_core.trajectory import Recorder
 
@@ -76,8 +76,9 @@ class Sampler(Protocol, Generic[State, Plan]):
     def num_steps(self, steps: int) -> int:
         """Network calls a run asked for `steps` makes."""
 
-    def plan(self, steps: int, device: torch.device, dense: bool = False) -> Plan:
-        """Per-run constants (time grid on the device); dense: keep a state the recorder can read."""
+    def plan(self, steps: int, device: torch.device, dense: bool = False, renoise: float = 0.0) -> Plan:
+        """Per-run constants (time grid on the device); dense: keep a state the recorder can read; renoise:
+        the flows' share of fresh noise per step (others refuse a nonzero one)."""
 
     def init_state(self, batch: int, plan: Plan, generator: torch.Generator, device: torch.device) -> State:
         """The state before the first step."""
@@ -122,14 +123,19 @@ class StateSpace:
     dense: bool
     lift: Callable[[torch.Tensor], torch.Tensor]
     denoise: Callable[..., torch.Tensor]  # (state, *times) -> logits (B, L, K)
+    noise: Callable[[tuple[int, int], torch.Generator], torch.Tensor]  # fresh eps ~ N(0, I_K) (B, L) in the space
 
 
 def dense_space(network: torch.nn.Module) -> StateSpace:
-    return StateSpace(dense=True, lift=lambda x: x, denoise=network)
+    k = network.config.vocab_size
+    return StateSpace(dense=True, lift=lambda x: x, denoise=network,
+                      noise=lambda shape, gen: torch.randn(*shape, k, generator=gen, device=gen.device))
 
 
 def low_rank_space(network: EmbeddedDenoiser) -> StateSpace:
-    return StateSpace(dense=False, lift=network.vocab_embed, denoise=network.forward_embedded)
+    embedding = network.vocab_embed.embedding
+    return StateSpace(dense=False, lift=network.vocab_embed, denoise=network.forward_embedded,
+                      noise=lambda shape, gen: embedded_noise(shape, embedding, gen))
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ class FlowPlan:
     t_host: list[float]
     g_host: list[float]
     space: StateSpace
+    renoise: float = 0.0  # eta of `paths.renoised_step`; 0 is the deterministic Euler / flow-map step
 
     @property
     def last(self) -> int:
@@ -169,10 +176,12 @@ class FlowSampler:
     def num_steps(self, steps: int) -> int:
         return steps
 
-    def plan(self, steps: int, device: torch.device, dense: bool = False) -> FlowPlan:
+    def plan(self, steps: int, device: torch.device, dense: bool = False, renoise: float = 0.0) -> FlowPlan:
+        if not 0.0 <= renoise <= 1.0:
+            raise ValueError(f"renoise must be in [0, 1] (the share of fresh noise), got {renoise}")
         t, g = uniform_time_grid(steps, self.config.vocab_size, device)
         space = low_rank_space(self.network) if self.low_rank and not dense else dense_space(self.network)
-        return FlowPlan(t, g, t.tolist(), g.tolist(), space)
+        return FlowPlan(t, g, t.tolist(), g.tolist(), space, renoise)
 
     def init_state(self, batch: int, plan: FlowPlan, generator: torch.Generator,
                    device: torch.device) -> torch.Tensor:
@@ -187,6 +196,9 @@ class FlowSampler:
         delta = torch.softmax(logits, dim=-1)
         if i == plan.last:  # lands on g = 1, where X_{s,1}(x) = delta exactly
             x_next = delta
+        elif plan.renoise:  # part of the implied noise drawn afresh
+            fresh = plan.space.noise(tuple(x.shape[:2]), generator)
+            x_next = renoised_step(x, plan.space.lift(delta), plan.g[i], plan.g[i + 1], plan.renoise, fresh)
         else:
             x_next = flow_map_step(x, plan.space.lift(delta), plan.g[i], plan.g[i + 1])  # X_{s,t}(x)
         return x_next, Step(logits, delta, progress=plan.t_host[i], gamma=plan.g_host[i])
@@ -240,7 +252,8 @@ class MaskedDiffusionSampler:
     def num_steps(self, steps: int) -> int:
         return steps
 
-    def plan(self, steps: int, device: torch.device, dense: bool = False) -> MaskPlan:
+    def plan(self, steps: int, device: torch.device, dense: bool = False, renoise: float = 0.0) -> MaskPlan:
+        _no_renoise(renoise, "MDLM")
         t = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
         return MaskPlan(t.float().to(device), t.tolist())
 
@@ -287,7 +300,8 @@ class AutoregressiveSampler:
     def num_steps(self, steps: int) -> int:
         return self.config.seq_len - 1  # fixed: one call per generated token
 
-    def plan(self, steps: int, device: torch.device, dense: bool = False) -> None:
+    def plan(self, steps: int, device: torch.device, dense: bool = False, renoise: float = 0.0) -> None:
+        _no_renoise(renoise, "an AR model")
         return None
 
     def init_state(self, batch: int, plan: None, generator: torch.Generator, device: torch.device):
@@ -326,17 +340,22 @@ class AutoregressiveSampler:
         return None
 
 
+def _no_renoise(renoise: float, who: str) -> None:
+    if renoise:
+        raise ValueError(f"renoise applies to flows (FLM, FMLM); {who} has no Gaussian noise to draw afresh")
+
+
 @torch.inference_mode()
 def run_sampler(sampler: Sampler, batch: int, steps: int, generator: torch.Generator, device: torch.device,
                 recorder: Recorder | None = None,
                 progress: Callable[[int, int], None] | None = None,
-                held: Held | None = None) -> tuple[torch.Tensor, int]:
+                held: Held | None = None, renoise: float = 0.0) -> tuple[torch.Tensor, int]:
     """The one sampling loop: returns final tokens (B, L) and the number of network calls.
 
     A recorded step stores the state it read (after the previous step and the prompt hold), what it
     predicted, and which positions are still pending after it and the hold."""
     n = sampler.num_steps(steps)
-    plan = sampler.plan(n, device, dense=recorder is not None)
+    plan = sampler.plan(n, device, dense=recorder is not None, renoise=renoise)
     state = sampler.init_state(batch, plan, generator, device)
     hold = sampler.holder(state, plan, held) if held is not None else None
     if hold is not None:

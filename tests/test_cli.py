@@ -134,3 +134,15 @@ def test_sample_says_when_a_model_ignores_the_step_count(capsys):
     captured = capsys.readouterr()
     assert json.loads(captured.out)["nfe"] == 127
     assert captured.err.strip() == "note: an AR model makes 127 network calls whatever --steps says (asked 32)"
+
+
+def test_sample_renoise_is_recorded_and_refused_for_discrete_models(flm_checkpoint, capsys):
+    assert main(["sample", "--checkpoint", str(flm_checkpoint), "--steps", "4", "--num-samples", "2",
+                 "--renoise", "0.5", "--json"]) == 0
+    noisy = json.loads(capsys.readouterr().out)["token_ids"]
+    assert main(["sample", "--checkpoint", str(flm_checkpoint), "--steps", "4", "--num-samples", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["token_ids"] != noisy
+    ar = Path(__file__).resolve().parents[1] / "checkpoints" / "ar-wiki"
+    assert main(["sample", "--checkpoint", str(ar), "--renoise", "0.5", "--num-samples", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: renoise applies to flows")

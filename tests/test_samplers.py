@@ -384,3 +384,49 @@ def test_held_positions_are_recorded_as_the_tokens_the_sampler_used(pipes, kind)
     if kind == "ar":  # not yet written: whatever the record held there before, not the held token as certain
         assert not bool((tr.top_probs[:, :, held, 0][~written] == 1).all())
     assert torch.equal(gen.tokens[:, held], pipes[kind].held_tokens("ab", "cd").ids.expand(B, -1))
+
+
+# ------------------------------------------------------------------ stochastic flow sampling (renoise)
+
+
+def reference_renoised(pipe, steps: int, seed: int, eta: float) -> torch.Tensor:
+    """The last D of an independent loop of x' = g' D + (1 - g')(sqrt(1 - eta^2) eps_hat + eta eps_new),
+    eps_hat = (x - g D) / (1 - g), drawing eps_new ~ N(0, I_K) from the run's generator after each call."""
+    k = pipe.vocab_size
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn(B, L, k, generator=generator)
+    t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    g = gamma_from_alpha(t, k).float()
+    with torch.no_grad():
+        for i in range(steps):
+            d = torch.softmax(pipe.network(z, torch.full((B,), float(t[i]))), -1)
+            if i < steps - 1:
+                eps_hat = (z - g[i] * d) / (1 - g[i])
+                fresh = torch.randn(B, L, k, generator=generator)
+                z = g[i + 1] * d + (1 - g[i + 1]) * ((1 - eta ** 2) ** 0.5 * eps_hat + eta * fresh)
+    return d
+
+
+def test_renoised_flow_sampling_equals_an_independent_loop(pipes):
+    pipe, steps = pipes["flm"], 5
+    d = reference_renoised(pipe, steps, seed=4, eta=0.5)
+    gen = pipe.generate(B, steps, seed=4, record=True, renoise=0.5)  # a recorded run keeps the dense x
+    assert torch.equal(gen.tokens, d.argmax(-1)) and gen.renoise == 0.5
+    torch.testing.assert_close(gen.trajectory.top_probs[-1], d.topk(gen.trajectory.top_probs.shape[-1], -1).values,
+                               rtol=0, atol=1e-5)
+
+
+def test_renoise_zero_is_the_deterministic_sampler_and_more_noise_changes_the_samples(pipes):
+    pipe = pipes["flm"]
+    plain = pipe.generate(B, 6, seed=3).tokens
+    assert torch.equal(pipe.generate(B, 6, seed=3, renoise=0.0).tokens, plain)
+    assert not torch.equal(pipe.generate(B, 6, seed=3, renoise=1.0).tokens, plain)  # low-rank noise drawn in D dims
+    assert torch.equal(pipe.generate(B, 1, seed=3, renoise=1.0).tokens, pipe.generate(B, 1, seed=3).tokens)  # no step to renoise
+
+
+@pytest.mark.parametrize("kind", ["mdlm", "ar"])
+def test_renoise_is_refused_where_there_is_no_gaussian_noise(pipes, kind):
+    with pytest.raises(ValueError, match="renoise applies to flows"):
+        pipes[kind].generate(B, 2, seed=0, renoise=0.5)
+    with pytest.raises(ValueError, match=r"renoise must be in \[0, 1\]"):
+        pipes["flm"].generate(B, 2, seed=0, renoise=1.5)
