@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import streamlit as st
 
+from flm_core.bench import ENTROPY_TOLERANCE
 from flm_core.cards import read_card_data
 from flm_core.kinds import kind_of
 from app import common, render
@@ -97,7 +98,7 @@ def show_headline(runs: Sequence[dict], bench: dict[str, Any], big: bool) -> Non
         source = bench_source(bench["path"], bench["result"])
         st.caption(f"Quality-matched, from the benchmark ({Path(bench['path']).name}).{more}" if big else
                    f"Quality-matched, from the benchmark ({source}): the fewest steps whose Gen PPL is at most "
-                   "FMLM's with entropy within 10 %." + more)
+                   f"FMLM's with entropy within {ENTROPY_TOLERANCE:.0%}." + more)
     else:
         why = ("the benchmark's figure is for one step" if flow_map["gen"].steps != 1 else
                "this checkpoint is not in the benchmark" if fm_model is None else "the benchmark has none for it")

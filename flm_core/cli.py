@@ -159,13 +159,11 @@ def _bench(args: argparse.Namespace) -> None:
 
 def _speed_steps(path: str, steps: list[int]) -> list[int]:
     """The step counts worth timing for a checkpoint: one for a kind whose sampler ignores them (AR)."""
-    from pathlib import Path
-
-    from flm_core.checkpoint import CONFIG_FILE
-
-    config = Path(path) / CONFIG_FILE
-    kind = json.loads(config.read_text(encoding="utf-8")).get("kind") if config.is_file() else None
-    return steps[:1] if kind in KINDS and KINDS[kind].fixed_steps else steps
+    try:
+        fixed = kind_of(_checkpoint_config(path).kind).fixed_steps
+    except (OSError, ValueError):  # not one of our checkpoint folders (a released one): time every count
+        fixed = False
+    return steps[:1] if fixed else steps
 
 
 def _bench_speed(args: argparse.Namespace) -> None:

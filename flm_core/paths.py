@@ -19,18 +19,21 @@ def one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, vocab_size: int,
     return x.scatter_add_(-1, tokens.unsqueeze(-1), g.expand(-1, tokens.shape[1], 1).contiguous())
 
 
-def embedded_noise(shape: tuple[int, ...], embedding: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """eps @ E for eps ~ N(0, I_K) of shape (*shape, K), without the K-wide draw: (*shape, D).
-
-    eps @ E ~ N(0, E^T E) is drawn exactly as z @ chol(E^T E)^T with z ~ N(0, I_D); gradients reach E
-    through the Cholesky factor. A jitter of 1e-6 of the mean eigenvalue keeps the factor exact to that
-    relative size even if E loses rank (K >= D assumed)."""
+def noise_factor(embedding: torch.Tensor) -> torch.Tensor:
+    """chol(E^T E) (D, D), so that z @ chol^T ~ N(0, E^T E) = the law of eps @ E for eps ~ N(0, I_K). A jitter
+    of 1e-6 of the mean eigenvalue keeps it exact to that relative size even if E loses rank (K >= D)."""
     with torch.autocast(embedding.device.type, enabled=False):
         gram = embedding.float().T @ embedding.float()
         jitter = 1e-6 * gram.diagonal().mean().clamp_min(1e-12)
         chol, _ = torch.linalg.cholesky_ex(gram + jitter * torch.eye(len(gram), device=gram.device))  # no sync
-    z = torch.randn(*shape, embedding.shape[1], generator=generator, device=embedding.device)
-    return z @ chol.T
+    return chol
+
+
+def embedded_noise(shape: tuple[int, ...], factor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """eps @ E for eps ~ N(0, I_K) of shape (*shape, K), without the K-wide draw: z @ factor^T with
+    z ~ N(0, I_D) and factor = `noise_factor(E)`: (*shape, D); gradients reach E through the factor."""
+    z = torch.randn(*shape, factor.shape[0], generator=generator, device=factor.device)
+    return z @ factor.T
 
 
 def embedded_one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, embedding: torch.Tensor,
@@ -39,7 +42,8 @@ def embedded_one_hot_path(tokens: torch.Tensor, gamma: torch.Tensor, embedding: 
     x_g @ E = (1 - g) eps @ E + g E[x], with eps @ E from `embedded_noise`; gradients reach E through E[x]
     and the noise's Cholesky factor."""
     g = gamma.to(torch.float32).view(-1, 1, 1)
-    return (1 - g) * embedded_noise(tuple(tokens.shape), embedding, generator) + g * embedding[tokens]
+    noise = embedded_noise(tuple(tokens.shape), noise_factor(embedding), generator)
+    return (1 - g) * noise + g * embedding[tokens]
 
 
 def renoised_step(x: torch.Tensor, denoised: torch.Tensor, gamma_from: torch.Tensor, gamma_to: torch.Tensor,

@@ -20,6 +20,7 @@ first call, at g = 0, cannot see.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Protocol, TypeVar
 
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from flm_core.models import EmbeddedDenoiser
-from flm_core.paths import embedded_noise, flow_map_step, renoised_step, subs_logits
+from flm_core.paths import embedded_noise, flow_map_step, noise_factor, renoised_step, subs_logits
 from flm_core.schedule import uniform_time_grid
 from flm_core.trajectory import Recorder
 
@@ -133,9 +134,9 @@ def dense_space(network: torch.nn.Module) -> StateSpace:
 
 
 def low_rank_space(network: EmbeddedDenoiser) -> StateSpace:
-    embedding = network.vocab_embed.embedding
+    factor = functools.cache(lambda: noise_factor(network.vocab_embed.embedding))  # once a run, when renoising
     return StateSpace(dense=False, lift=network.vocab_embed, denoise=network.forward_embedded,
-                      noise=lambda shape, gen: embedded_noise(shape, embedding, gen))
+                      noise=lambda shape, gen: embedded_noise(shape, factor(), gen))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import torch
 
 SKETCH_DIM = 8
 MAX_RECORDED_STEPS = 256
+TOP_K = 8  # ids and probabilities kept per position and step
 
 
 @functools.lru_cache(maxsize=8)
@@ -56,7 +57,7 @@ class Recorder:
     Samplers that predict only some positions per step (AR) update those positions of a running
     row; the others keep their last values."""
 
-    def __init__(self, total_steps: int, batch: int, seq_len: int, vocab_size: int, top_k: int = 8):
+    def __init__(self, total_steps: int, batch: int, seq_len: int, vocab_size: int, top_k: int = TOP_K):
         stride = max(1, -(-total_steps // MAX_RECORDED_STEPS))
         self.keep = set(range(0, total_steps, stride)) | {total_steps - 1}
         self.top_k = min(top_k, vocab_size)

@@ -3,7 +3,7 @@
 # written to docs/measurements/readme_durations.md (and each command's last output line). Data and runs go
 # to a temporary folder; nothing in checkpoints/ or data/ is changed. A failing command gets its row too.
 #
-#   scripts/time_readme.sh            # about half an hour on a 2-core CPU; TESTS=0 skips the test suite
+#   scripts/time_readme.sh            # about 10 minutes on a 2-core CPU, 6 more with the tests; TESTS=0 skips them
 set -euo pipefail
 OUT=${OUT:-docs/measurements/readme_durations.md}
 TMP=$(mktemp -d)

@@ -7,7 +7,7 @@ import torch
 
 from flm_core.kinds import kind_of
 from flm_core.schedule import STEP_GRID, decoding_error
-from flm_core.trajectory import sketch_matrix
+from flm_core.trajectory import SKETCH_DIM, TOP_K, sketch_matrix
 from app import charts, common, render, sync_view
 from app.export import denoising_frames, export_run
 from app.maps import sketch_map
@@ -259,7 +259,7 @@ def simplex_view(idx: int) -> None:
              "token (runner-up) and on everything else, one marker per recorded step (colour = t)."]
     if pred["bound"].any():
         notes.append(f"▽ markers ({int(pred['bound'].sum())} steps): the final token was outside the "
-                     "recorded top-8, so its mass is drawn at the 8th probability, an upper bound.")
+                     f"recorded top-{TOP_K}, so its mass is drawn at the last recorded probability, an upper bound.")
     if state is not None:
         notes.append("Cyan: the noisy state x_g itself, softmax-free — its own coordinates at the recorded "
                      "candidates, shifted by the smallest and normalised to sum 1 (final / largest other /"
@@ -290,7 +290,7 @@ def map_view(idx: int, moving: bool) -> None:
     if not m["embedded"].all():
         note = (f" UMAP is slow, so it places {int(m['embedded'].sum())} evenly spaced recorded steps; "
                 "other steps have no point.")
-    st.caption("Every position's prediction, as its fixed random 8-D sketch p·P (flm_core.trajectory), "
+    st.caption(f"Every position's prediction, as its fixed random {SKETCH_DIM}-D sketch p·P (flm_core.trajectory), "
                "projected to 2-D; ✕ = the vertex P[final token] each position converges to. The red "
                "track is the simplex view's position." + note)
 
