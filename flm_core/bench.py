@@ -7,7 +7,8 @@
 
 A row holds: model, checkpoint, kind, steps, nfe, num_samples, seed, seconds (median generation
 seconds of the batch), seconds_per_sample, seconds_repeats, tokens_per_second, gen_ppl, entropy,
-mauve, memorization, word_validity, val_nll, val_nll_kind, examples. The row of kind "data" scores
+mauve, memorization, word_validity, val_nll, val_nll_kind, examples, and the sampler knobs renoise,
+guidance and guide (the guide's path where one was called). The row of kind "data" scores
 validation blocks with the same metrics (the reference). Missing figures are null.
 """
 from __future__ import annotations
@@ -175,19 +176,22 @@ def _data_row(reference: DataReference, scorer, encoder) -> dict[str, Any]:
 
 def evaluate_checkpoint(checkpoint: str, data_dir: str, steps: int = 32, num_samples: int = 16, seed: int = 0,
                         evaluator: str | None = None, mauve: bool = True, device: str = "cpu",
-                        val_blocks: int = 256, renoise: float = 0.0) -> dict[str, Any]:
+                        val_blocks: int = 256, renoise: float = 0.0, guide: str | None = None,
+                        guidance: float = 1.0) -> dict[str, Any]:
     """Sample once and score the samples; "data" holds the same metrics for validation blocks.
+    guide, guidance: autoguidance by a weaker flow of the same kind (`Pipeline.set_guide`).
 
     seconds / seconds_per_sample time generation alone (one run, no warm-up; `bench` times properly).
     """
     from flm_core.pipeline import load
 
     scorer, encoder = _prepare_scorers(evaluator, mauve, device)
-    pipe = load(checkpoint, device=device)
+    pipe = load(checkpoint, device=device, guide=guide)
     reference = DataReference(str(data_dir), num_samples, seed)
-    gen = pipe.generate(num_samples, steps, seed=seed, renoise=renoise)
+    gen = pipe.generate(num_samples, steps, seed=seed, renoise=renoise, guidance=guidance)
     result: dict[str, Any] = {
         "kind": gen.kind, "checkpoint": str(checkpoint), "steps": gen.steps, "nfe": gen.nfe, "renoise": renoise,
+        "guidance": gen.guidance, "guide": gen.guide,
         "num_samples": num_samples, "seed": seed, "seconds": gen.seconds,
         "seconds_per_sample": gen.seconds / num_samples, "tokens_per_second": gen.tokens_per_second,
         "device": gen.device, "torch_threads": torch.get_num_threads(), "evaluator": evaluator,
@@ -231,8 +235,11 @@ def _labels(checkpoints: Sequence[str]) -> list[str]:
 def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None = None,
               steps: Sequence[int] = STEP_GRID, max_steps: int | None = None, num_samples: int = 16,
               seed: int = 0, repeats: int = 3, mauve: bool = True, device: str = "cpu",
-              val_blocks: int = 256, renoise: float = 0.0) -> dict[str, Any]:
+              val_blocks: int = 256, renoise: float = 0.0, guide: str | None = None,
+              guidance: float = 1.0) -> dict[str, Any]:
     """Every checkpoint x steps (AR: its one setting, L - 1 calls) with the same seed and sample count.
+    renoise applies to the flows; guide (guidance w) to the checkpoints of the guide's kind (the others run
+    unguided, and their rows say guidance 1).
 
     Per setting: one warm-up generation (whose samples are scored), then `repeats` timed generations;
     seconds is their median (generation only, the model load excluded).
@@ -246,22 +253,27 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
         raise ValueError(f"no step count in {list(steps)} is <= --max-steps {max_steps}")
     scorer, encoder = _prepare_scorers(evaluator, mauve, device)
     reference = DataReference(str(data_dir), num_samples, seed)
+    guide_pipe = load(guide, device=device) if guide else None
     rows = []
     progress = tqdm(total=len(checkpoints) * len(grid), desc="bench", unit="setting")  # to stderr, with an ETA
     for label, checkpoint in zip(_labels(checkpoints), checkpoints):
         pipe = load(checkpoint, device=device)
+        w = guidance if guide_pipe is not None and guide_pipe.kind == pipe.kind else 1.0
+        if w != 1:
+            pipe.set_guide(guide_pipe)
         val = metrics.validation_nll(pipe, data_dir, max_blocks=val_blocks, seed=seed)
         for n in ([pipe.sampler.num_steps(1)] if pipe.spec.fixed_steps else grid):
             progress.set_postfix_str(f"{label} @ {n} steps")
             eta = 0.0 if pipe.spec.discrete else renoise  # renoising applies to the flows
-            gen = pipe.generate(num_samples, n, seed=seed, renoise=eta)  # warm-up; its samples are the ones scored
-            times = [pipe.generate(num_samples, n, seed=seed, renoise=eta).seconds for _ in range(repeats)]
+            gen = pipe.generate(num_samples, n, seed=seed, renoise=eta, guidance=w)  # warm-up; its samples are scored
+            times = [pipe.generate(num_samples, n, seed=seed, renoise=eta, guidance=w).seconds for _ in range(repeats)]
             seconds = statistics.median(times)
             row = {"model": label, "checkpoint": str(checkpoint), "kind": pipe.kind, "steps": gen.steps,
                    "nfe": gen.nfe, "num_samples": num_samples, "seed": seed, "seconds": seconds,
                    "seconds_per_sample": seconds / num_samples, "seconds_repeats": times,
                    "tokens_per_second": gen.tokens.numel() / max(seconds, 1e-12), "device": gen.device,
-                   "self_evaluated": _same_path(checkpoint, evaluator), "renoise": eta}
+                   "self_evaluated": _same_path(checkpoint, evaluator), "renoise": eta, "guidance": w,
+                   "guide": gen.guide}
             row.update(quality(gen.texts, gen.tokens, reference, scorer, encoder))
             row.update(val)
             row["examples"] = gen.texts[:3]
@@ -274,6 +286,7 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
         "settings": {"checkpoints": [str(c) for c in checkpoints], "data": str(data_dir), "evaluator": evaluator,
                      "steps": grid, "max_steps": max_steps, "num_samples": num_samples, "seed": seed,
                      "repeats": repeats, "mauve": mauve, "val_blocks": val_blocks, "renoise": renoise,
+                     "guide": guide, "guidance": guidance,
                      "memorization_n": metrics.MEMORIZATION_N, "entropy_tolerance": ENTROPY_TOLERANCE},
     }
     if reference.notes:

@@ -108,15 +108,16 @@ def _train(args: argparse.Namespace) -> None:
 def _sample(args: argparse.Namespace) -> None:
     from flm_core.pipeline import load
 
-    pipe = load(args.checkpoint, device=args.device)
+    pipe = load(args.checkpoint, device=args.device, guide=args.guide)
     if pipe.sampler.num_steps(args.steps) != args.steps:  # stderr: --json keeps stdout one JSON object
         print(f"note: an {pipe.spec.label} model makes {pipe.sampler.num_steps(args.steps)} network calls whatever "
               f"--steps says (asked {args.steps})", file=sys.stderr)
     gen = pipe.generate(args.num_samples, args.steps, seed=args.seed, prefix=args.prefix, suffix=args.suffix,
-                        renoise=args.renoise)
+                        renoise=args.renoise, guidance=args.guidance)
     if args.json:
         print(json.dumps({"kind": gen.kind, "checkpoint": args.checkpoint, "steps": gen.steps, "nfe": gen.nfe,
-                          "seconds": gen.seconds, "texts": gen.texts, "token_ids": gen.tokens.tolist()}))
+                          "seconds": gen.seconds, "texts": gen.texts, "token_ids": gen.tokens.tolist(),
+                          "renoise": gen.renoise, "guidance": gen.guidance, "guide": gen.guide}))
         return
     for i, text in enumerate(gen.texts):
         print(f"--- sample {i}\n{text}")
@@ -135,7 +136,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     result = evaluate_checkpoint(args.checkpoint, args.data, steps=args.steps, num_samples=args.num_samples,
                                  seed=args.seed, evaluator=args.evaluator, mauve=not args.no_mauve,
-                                 device=args.device, renoise=args.renoise)
+                                 device=args.device, renoise=args.renoise, guide=args.guide,
+                                 guidance=args.guidance)
     print(json.dumps(result) if args.json else format_evaluation(result))
 
 
@@ -148,7 +150,8 @@ def _bench(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     result = run_bench(args.checkpoints, args.data, evaluator=args.evaluator, steps=args.steps,
                        max_steps=args.max_steps, num_samples=args.num_samples, seed=args.seed,
-                       repeats=args.repeats, mauve=not args.no_mauve, device=args.device, renoise=args.renoise)
+                       repeats=args.repeats, mauve=not args.no_mauve, device=args.device, renoise=args.renoise,
+                       guide=args.guide, guidance=args.guidance)
     paths = write_outputs(result, args.out)
     if args.update_cards:
         paths["cards"] = update_model_cards(result)
@@ -201,6 +204,12 @@ def _bench_speed(args: argparse.Namespace) -> None:
         result["complete"] = len(result["sampling"]) + len(result["training"]) == len(tasks)
         if args.out:
             atomic_write_text(Path(args.out), json.dumps(result, indent=2) + "\n")
+
+
+def _guidance_arguments(p: argparse.ArgumentParser, who: str) -> None:
+    p.add_argument("--guide", help=f"autoguidance: a weaker checkpoint of the same kind and tokenizer ({who})")
+    p.add_argument("--guidance", type=float, default=1.0,
+                   help="autoguidance weight w: logits l_guide + w (l_model - l_guide); 1 (default): no guidance")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suffix", default="", help="text every sample ends with")
     p.add_argument("--renoise", type=float, default=0.0,
                    help="flows: share eta in [0, 1] of fresh noise per step (0: the deterministic sampler)")
+    _guidance_arguments(p, "FLM or FMLM")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_sample)
 
@@ -294,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mauve", action="store_true", help="skip MAUVE (needs mauve-text and the MiniLM encoder)")
     p.add_argument("--renoise", type=float, default=0.0,
                    help="flows: share eta in [0, 1] of fresh noise per step (0: the deterministic sampler)")
+    _guidance_arguments(p, "FLM or FMLM")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_evaluate)
 
@@ -310,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--renoise", type=float, default=0.0,
                    help="flows (MDLM and AR run as usual): share eta in [0, 1] of fresh noise per step (0: the deterministic sampler)")
+    _guidance_arguments(p, "guides the checkpoints of its kind; the others run unguided")
     p.add_argument("--no-mauve", action="store_true")
     p.add_argument("--out", required=True, help="folder for benchmarks.json/.md/.html/.plotly.json")
     p.add_argument("--update-cards", action="store_true",

@@ -1,6 +1,7 @@
 """`flm_core.load(path)` -> Pipeline: network + tokenizer + the sampler its kind calls for (`kinds.KINDS`)."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from flm_core.config import RunConfig
 from flm_core.kinds import Kind, kind_of
 from flm_core.memory import available_bytes, generation_bytes, gib
 from flm_core.models import build_network
+from flm_core.models.guided import GuidedDenoiser
 from flm_core.samplers import Held, run_sampler
 from flm_core.tokens import decode, document_start_id, load_tokenizer
 from flm_core.trajectory import MAX_RECORDED_STEPS, Recorder, Trajectory
@@ -22,7 +24,8 @@ from flm_core.trajectory import MAX_RECORDED_STEPS, Recorder, Trajectory
 
 @dataclass
 class Generation:
-    """One sampling run: tokens (B, L), texts, generation seconds (load excluded), network calls."""
+    """One sampling run: tokens (B, L), texts, generation seconds (load excluded), network calls (nfe: every
+    call of every network, so a guided run counts the strong and the guide network: 2 per step)."""
 
     kind: str
     tokens: torch.Tensor
@@ -34,6 +37,8 @@ class Generation:
     trajectory: Trajectory | None = None
     held: torch.Tensor | None = None  # (L,) bool: positions held to the prompt, None without one
     renoise: float = 0.0  # the flows' share of fresh noise per step (0: deterministic)
+    guidance: float = 1.0  # autoguidance weight w (1: the model alone, no guide called)
+    guide: str | None = None  # the guide checkpoint's path where a guide was called (guidance != 1)
 
     @property
     def tokens_per_second(self) -> float:
@@ -53,6 +58,33 @@ class Pipeline:
         self.path = path
         self.device = torch.device(device)
         self.sampler = self.spec.make_sampler(self.network)
+        self.guide: Pipeline | None = None
+
+    def set_guide(self, guide: Pipeline) -> None:
+        """Autoguidance's weaker model: a flow of the same kind (both logits are of the same quantity: D(x, s)
+        for FLM, the flow map's delta(x, s, t) for FMLM), the same vocabulary and the same length."""
+        if self.spec.discrete:
+            raise ValueError(f"autoguidance applies to flows (FLM, FMLM); {self.path} is an {self.spec.label}")
+        if guide.kind != self.kind:
+            raise ValueError(f"the guide {guide.path} is an {guide.spec.label} but {self.path} is an {self.spec.label}: "
+                             f"guide it with a weaker {self.spec.label} (its logits must be of the same quantity)")
+        if guide.tokenizer.get_vocab() != self.tokenizer.get_vocab() or guide.seq_len != self.seq_len:
+            raise ValueError(f"the guide {guide.path} (vocabulary {guide.vocab_size}, length {guide.seq_len}) does not "
+                             f"share the tokenizer and length of {self.path} (vocabulary {self.vocab_size}, length "
+                             f"{self.seq_len}): use a guide trained on the same prepared data")
+        self.guide = guide
+
+    def guided_sampler(self, guidance: float):
+        """The sampler for autoguidance weight w: this model's own at w = 1 (the guide is not called), else one
+        over `GuidedDenoiser` (logits l_weak + w (l_strong - l_weak))."""
+        if not (math.isfinite(guidance) and guidance >= 0):
+            raise ValueError(f"guidance must be a finite w >= 0 (1: no guidance), got {guidance}")
+        if guidance == 1:
+            return self.sampler
+        if self.guide is None:
+            raise ValueError(f"guidance {guidance} needs a guide model: load it with load(path, guide=DIR) "
+                             "(command line: --guide DIR)")
+        return self.spec.make_sampler(GuidedDenoiser(self.network, self.guide.network, guidance))
 
     @property
     def vocab_size(self) -> int:
@@ -78,16 +110,18 @@ class Pipeline:
 
     def generate(self, num_samples: int, steps: int, seed: int = 0, record: bool = False,
                  progress: Callable[[int, int], None] | None = None, prefix: str = "",
-                 suffix: str = "", renoise: float = 0.0) -> Generation:
+                 suffix: str = "", renoise: float = 0.0, guidance: float = 1.0) -> Generation:
         """Sample num_samples sequences with `steps` network calls (AR: always L - 1).
 
         prefix / suffix: text every sample starts (after a document start) / ends with (`held_tokens`).
-        renoise: flows only, the share eta of fresh noise per step (`paths.renoised_step`; 0: deterministic)."""
+        renoise: flows only, the share eta of fresh noise per step (`paths.renoised_step`; 0: deterministic).
+        guidance: autoguidance weight w with the guide given to `load` (`guided_sampler`; 1: none)."""
         if not 1 <= num_samples <= 4096:
             raise ValueError(f"num_samples must be in [1, 4096], got {num_samples}")
         if not 1 <= steps <= 100_000:
             raise ValueError(f"steps must be in [1, 100000], got {steps}")
-        n = self.sampler.num_steps(steps)
+        sampler = self.guided_sampler(guidance)
+        n = sampler.num_steps(steps)
         needed = generation_bytes(self.config.model, num_samples, min(n, MAX_RECORDED_STEPS) if record else 0)
         free = available_bytes(self.device)
         if needed > free:
@@ -99,7 +133,7 @@ class Pipeline:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        tokens, nfe = run_sampler(self.sampler, num_samples, steps, generator, self.device, recorder, progress, held,
+        tokens, n = run_sampler(sampler, num_samples, steps, generator, self.device, recorder, progress, held,
                                   renoise)
         tokens = tokens.cpu()  # waits for the device
         seconds = time.perf_counter() - start
@@ -108,9 +142,10 @@ class Pipeline:
         if held is not None:
             mask = torch.zeros(self.seq_len, dtype=torch.bool)
             mask[held.positions.cpu()] = True
-        return Generation(kind=self.kind, tokens=tokens, texts=texts, seconds=seconds, nfe=nfe, steps=n,
-                          device=str(self.device), trajectory=recorder.finish(tokens) if record else None,
-                          held=mask, renoise=renoise)
+        guided = sampler is not self.sampler
+        return Generation(kind=self.kind, tokens=tokens, texts=texts, seconds=seconds, nfe=n * (2 if guided else 1),
+                          steps=n, device=str(self.device), trajectory=recorder.finish(tokens) if record else None,
+                          held=mask, renoise=renoise, guidance=guidance, guide=self.guide.path if guided else None)
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor, s: torch.Tensor | float, t: torch.Tensor | float | None = None) -> torch.Tensor:
@@ -121,9 +156,17 @@ class Pipeline:
         return self.spec.call(self.network, x, as_times(s), None if t is None else as_times(t))
 
 
-def load(path: str | Path, device: str = "cpu") -> Pipeline:
+def load(path: str | Path, device: str = "cpu", guide: str | Path | None = None) -> Pipeline:
     """Load a checkpoint directory (config.json + model.safetensors + tokenizer.json), a released FLM/FMLM
-    checkpoint (hub-mixin folder or Lightning .ckpt, see released.py), or a Hub repo id (cache first)."""
+    checkpoint (hub-mixin folder or Lightning .ckpt, see released.py), or a Hub repo id (cache first).
+    guide: a weaker flow of the same kind and tokenizer for autoguidance (`Pipeline.set_guide`)."""
+    pipe = _load(path, device)
+    if guide is not None:
+        pipe.set_guide(_load(guide, device))
+    return pipe
+
+
+def _load(path: str | Path, device: str) -> Pipeline:
     path = hub.resolve(path)
     if released.is_released(path):
         config, weights, tokenizer = released.read_released(path)
