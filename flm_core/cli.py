@@ -1,5 +1,5 @@
-"""`python -m flm_core SUBCOMMAND`: prepare-data, train {flm,fmlm,mdlm,ar}, export, sample, evaluate, bench,
-bench-speed.
+"""`python -m flm_core SUBCOMMAND`: prepare-data, train {flm,fmlm,mdlm,ar}, export, sample, download, evaluate,
+bench, bench-speed.
 
 Every failure prints one line naming the cause and exits with status 2 (no traceback).
 """
@@ -129,6 +129,13 @@ def _export(args: argparse.Namespace) -> None:
 
     export_checkpoint(args.checkpoint, args.out, half=not args.fp32)
     print(args.out)
+
+
+def _download(args: argparse.Namespace) -> None:
+    from flm_core.download import download_all
+
+    for folder in download_all(args.ids):
+        print(folder)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -292,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     _guidance_arguments(p, "FLM or FMLM")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_sample)
+
+    p = sub.add_parser("download", help="the authors' released checkpoints into the Hugging Face cache (verified)")
+    p.add_argument("ids", nargs="+", help="david3684/FLM-B-LM1B, FMLM-B-LM1B, FLM-B-OWT, FMLM-B-OWT (owner optional), "
+                                          "or all")
+    p.set_defaults(func=_download)
 
     p = sub.add_parser("evaluate", help="sample from a checkpoint and score the samples")
     p.add_argument("--checkpoint", required=True)

@@ -1,6 +1,7 @@
 """Corpora -> deduplicated document splits -> packed uint16 token blocks on disk.
 
     read_corpus -> split_documents -> train_tokenizer (train split) -> pack -> prepare(out_dir)
+    toy:NAME    -> generated train / val documents -> word-level tokenizer -> one per block (flm_core.toy)
 
 A prepared folder holds train.npy and val.npy ((N, L) uint16 blocks), tokenizer.json,
 val_texts.jsonl (raw validation documents) and manifest.json, written last.
@@ -26,13 +27,17 @@ import torch
 
 from flm_core.checkpoint import TOKENIZER_FILE, atomic_write
 from flm_core.errors import one_line
-from flm_core.tokens import SEP_ID, train_tokenizer
+from flm_core.tokens import SEP_ID, train_tokenizer, word_tokenizer
+from flm_core.toy import documents as toy_documents
+from flm_core.toy import is_toy
+from flm_core.toy import language as toy_language
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "wiki-vital"
 DEFAULT_SEQ_LEN = 128
 DEFAULT_VOCAB_SIZE = 2048
+TOY_DOCUMENTS = {"train": 200_000, "val": 2_000}  # independent draws of the generator (seeds seed, seed + 1)
 """Measured on the wiki-vital train split (9,826 documents, 4.77M characters):
 
     vocab   chars/token   train tokens   train time   median uses/token   in+out params (h=256 / 384)
@@ -232,6 +237,17 @@ def pack(token_lists: list[list[int]], seq_len: int) -> np.ndarray:
     return stream[: n_blocks * seq_len].astype(np.uint16).reshape(n_blocks, seq_len)
 
 
+def one_per_block(token_lists: list[list[int]], seq_len: int) -> np.ndarray:
+    """Each document in its own (seq_len,) block: SEP_ID (the document start), the document, SEP_ID padding."""
+    longest = max(map(len, token_lists), default=0)
+    if longest > seq_len - 1:
+        raise ValueError(f"a document of {longest} tokens does not fit a block of {seq_len} after its start token")
+    blocks = np.full((len(token_lists), seq_len), SEP_ID, dtype=np.uint16)
+    for row, ids in zip(blocks, token_lists):
+        row[1:1 + len(ids)] = ids
+    return blocks
+
+
 # -----------------------------------------------------------------------------
 # preparing and loading a data folder
 
@@ -239,16 +255,23 @@ def pack(token_lists: list[list[int]], seq_len: int) -> np.ndarray:
 def prepare(
     source: str,
     out_dir: str | os.PathLike,
-    vocab_size: int = DEFAULT_VOCAB_SIZE,
-    seq_len: int = DEFAULT_SEQ_LEN,
+    vocab_size: int | None = None,
+    seq_len: int | None = None,
     val_fraction: float = 0.02,
     seed: int = 0,
 ) -> dict:
     """Read, dedup, split, train the tokenizer on train, encode, pack and write out_dir.
 
-    Token counts include one separator per document; chars_per_token excludes them.
-    Returns the manifest, which is written last (its presence marks a complete folder).
+    vocab_size and seq_len default to DEFAULT_VOCAB_SIZE and DEFAULT_SEQ_LEN (a toy language fixes
+    both: see prepare_toy). Token counts include one separator per document; chars_per_token
+    excludes them. Returns the manifest, which is written last (its presence marks a complete folder).
     """
+    if is_toy(source):
+        if vocab_size is not None:
+            raise ValueError(f"{source} has a fixed word-level vocabulary: drop --vocab-size")
+        return prepare_toy(source, out_dir, seq_len=seq_len, seed=seed)
+    vocab_size = DEFAULT_VOCAB_SIZE if vocab_size is None else vocab_size
+    seq_len = DEFAULT_SEQ_LEN if seq_len is None else seq_len
     docs = read_corpus(source)
     train_docs, val_docs = split_documents(docs, val_fraction, seed)
     duplicates = len(docs) - len(train_docs) - len(val_docs)
@@ -277,6 +300,35 @@ def prepare(
         counts["chars_per_token"][split] = round(chars / doc_tokens, 4)
         log.info("%s: %d tokens -> %d blocks of %d", split, counts["tokens"][split], len(blocks[split]), seq_len)
 
+    settings = {"vocab_size": vocab_size, "seq_len": seq_len, "val_fraction": val_fraction, "seed": seed}
+    return _write_folder(out_dir, source, settings, counts, blocks, tokenizer, val_docs)
+
+
+def prepare_toy(source: str, out_dir: str | os.PathLike, seq_len: int | None = None, seed: int = 0) -> dict:
+    """A toy language's data folder: TOY_DOCUMENTS train / val documents drawn from its generator
+    (seeds seed and seed + 1; duplicates kept, they are part of the law), its word-level tokenizer,
+    one document per block (`one_per_block`, L = the language's seq_len unless a longer one is given)."""
+    lang = toy_language(source)
+    seq_len = lang.seq_len if seq_len is None else seq_len
+    if seq_len < lang.seq_len:
+        raise ValueError(f"{source} needs blocks of at least {lang.seq_len} tokens, got --seq-len {seq_len}")
+    tokenizer = word_tokenizer(lang.words)
+    counts: dict = {key: {} for key in ("documents", "tokens", "blocks")}
+    blocks, docs = {}, {}
+    for offset, split in enumerate(SPLITS):
+        docs[split] = toy_documents(lang, TOY_DOCUMENTS[split], seed + offset)
+        ids = [enc.ids for enc in tokenizer.encode_batch(docs[split])]
+        blocks[split] = one_per_block(ids, seq_len)
+        counts["documents"][split] = len(ids)
+        counts["tokens"][split] = sum(map(len, ids)) + len(ids)
+        counts["blocks"][split] = len(ids)
+    settings = {"vocab_size": None, "seq_len": seq_len, "seed": seed, "documents": dict(TOY_DOCUMENTS)}
+    return _write_folder(out_dir, f"toy:{lang.name}", settings, counts, blocks, tokenizer, docs["val"])
+
+
+def _write_folder(out_dir, source: str, settings: dict, counts: dict, blocks: dict[str, np.ndarray],
+                  tokenizer, val_docs: list[str]) -> dict:
+    """Write the blocks, tokenizer and validation texts, each hashed, then the manifest (last)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST_FILE).unlink(missing_ok=True)  # the folder is incomplete until the end
@@ -287,10 +339,9 @@ def prepare(
     hashes["val_texts.jsonl"] = _write_hashed(
         out_dir / "val_texts.jsonl", lambda p: p.write_text(val_jsonl, encoding="utf-8")
     )
-
     manifest = {
         "source": source,
-        "settings": {"vocab_size": vocab_size, "seq_len": seq_len, "val_fraction": val_fraction, "seed": seed},
+        "settings": settings,
         "tokenizer_vocab_size": tokenizer.get_vocab_size(),
         "counts": counts,
         "sha256": hashes,

@@ -15,6 +15,7 @@ from typing import Any
 from huggingface_hub import HfApi, constants, snapshot_download
 from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
+from flm_core.authors import find, is_authors
 from flm_core.checkpoint import (CARD_DATA_FILE, CARD_FILE, CONFIG_FILE, METRICS_FILE, TOKENIZER_FILE, WEIGHTS_FILE,
                                  CheckpointError)
 from flm_core.errors import one_line
@@ -75,7 +76,8 @@ SHIPPED_DIR = "checkpoints"  # relative paths under it are also looked up in REP
 def resolve(source: str | Path) -> Path:
     """Where a checkpoint is: a local file or folder as it is; else a relative path under checkpoints/ inside
     this repository (so `checkpoints/fmlm-wiki` works from any folder, a mistyped one is reported missing); else, for the form 'owner/name', a Hub repo id
-    (pulled), unless 'owner' is a local folder (then it is a mistyped local path, reported as missing)."""
+    (pulled; one of the authors' checkpoints comes with its tokenizer, see flm_core.download), unless 'owner'
+    is a local folder (then it is a mistyped local path, reported as missing)."""
     path = Path(source)
     if path.exists():
         return path
@@ -85,6 +87,11 @@ def resolve(source: str | Path) -> Path:
         return REPO_ROOT / path
     if not _REPO_ID.match(str(source)) or path.parent.is_dir() or shipped:
         return path
+    if is_authors(str(source)):  # the cache, else the Hub with the tokenizer; errors say what to do
+        from flm_core.download import authors_folder, fetch_authors
+
+        entry = find(str(source))
+        return authors_folder(entry) or fetch_authors(entry)
     try:
         return pull(str(source))
     except CheckpointError as err:

@@ -1,4 +1,5 @@
-"""Byte-level BPE tokenizers with the three special tokens the models rely on.
+"""Byte-level BPE tokenizers (and word-level ones for the toy languages) with the three special tokens the
+models rely on.
 
 Ids 0, 1, 2 are always SEPARATOR (between documents), MASK (masked diffusion)
 and PAD. Token arrays on disk are uint16, so vocabularies stay below 65536.
@@ -50,6 +51,21 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     )
     tokenizer.train_from_iterator(texts, trainer)
     _check_special_ids(tokenizer, "trained tokenizer")
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
+def word_tokenizer(words: Sequence[str]) -> Tokenizer:
+    """A word-level tokenizer over a fixed vocabulary (the toy languages): the special tokens, then the
+    words in order; text splits on whitespace and decodes with single spaces. A word outside the
+    vocabulary cannot be encoded (tokenizers raises: there is no unknown token)."""
+    vocab = {token: i for i, token in enumerate((*SPECIAL_TOKENS, *dict.fromkeys(words)))}
+    if len(vocab) != len(SPECIAL_TOKENS) + len(words):
+        raise ValueError("the words of a word-level vocabulary must be distinct and not special tokens")
+    tokenizer = Tokenizer(models.WordLevel(vocab))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
+    _check_special_ids(tokenizer, "word-level tokenizer")
     tokenizer.encode_special_tokens = True
     return tokenizer
 
