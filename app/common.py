@@ -16,7 +16,8 @@ import torch
 
 import flm_core
 from flm_core.kinds import Kind
-from app import catalogue
+from flm_core.pipeline import Pipeline
+from app import catalogue, knobs as sampler_knobs
 from app.catalogue import CheckpointInfo
 from app.kind_style import kind_label
 from app.phrases import steps_phrase
@@ -105,7 +106,7 @@ def apply_style() -> None:
 # Their widgets take their first value from `defaults`, never from value=/default= (both at once warn).
 KEPT_SETTINGS = {"num_samples", "seed", "prompt", "ending", "time_ckpt", "time_steps", "time_k",
                  "train_ckpts", "train_metrics", "traj_new_ckpt", "traj_new_steps", "traj_new_n", "traj_new_seed",
-                 "traj_views", "map_method", "traj_mode", "sync_clock", "show_real"}
+                 "traj_views", "map_method", "traj_mode", "sync_clock", "show_real", *sampler_knobs.KEYS}
 
 
 def keep_settings() -> None:
@@ -169,6 +170,16 @@ def pipeline_for(info: CheckpointInfo):
     return load_pipeline(info.path, info.mtime)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Loading guide…")
+def guided_pipeline(path: str, mtime: float, guide: str, guide_mtime: float):
+    """A pipeline of `path` guided by `guide`: a new Pipeline over the cached networks, so the cached unguided
+    one (shared by every session) is never changed; raises ValueError for a guide flm_core refuses."""
+    pipe = load_pipeline(path, mtime)
+    guided = Pipeline(pipe.config, pipe.network, pipe.tokenizer, pipe.path, str(pipe.device))
+    guided.set_guide(load_pipeline(guide, guide_mtime))
+    return guided
+
+
 # --------------------------------------------------------------------------------------------
 # Runs kept in the session (scrubbing never reruns a model)
 # --------------------------------------------------------------------------------------------
@@ -176,8 +187,10 @@ def run_store() -> "OrderedDict[str, dict]":
     return st.session_state.setdefault("runs", OrderedDict())
 
 
-def run_key(info: CheckpointInfo, steps: int, seed: int, n: int, prefix: str = "", suffix: str = "") -> str:
-    return json.dumps([info.path, round(info.mtime), steps, seed, n, prefix, suffix])
+def run_key(info: CheckpointInfo, steps: int, seed: int, n: int, prefix: str = "", suffix: str = "",
+            knobs: sampler_knobs.Knobs = sampler_knobs.Knobs()) -> str:
+    guide = [knobs.guide.path, knobs.guidance] if knobs.guided else []
+    return json.dumps([info.path, round(info.mtime), steps, seed, n, prefix, suffix, knobs.renoise, *guide])
 
 
 def run_label(run: dict) -> str:
@@ -185,26 +198,33 @@ def run_label(run: dict) -> str:
     prompt = (run["prefix"] + (f" … {run['suffix']}" if run["suffix"] else "")).strip()
     return (f"{kind_label(run['kind'])} · {run['name']} · {steps_phrase(gen.steps)}"
             f" · seed {run['seed']} · {run['n']} sample{'s' if run['n'] > 1 else ''}"
-            + (f" · prompt “{textwrap.shorten(prompt, 40, placeholder='…')}”" if prompt else ""))
+            + (f" · prompt “{textwrap.shorten(prompt, 40, placeholder='…')}”" if prompt else "")
+            + (f" · {run['knobs']}" if run.get("knobs") else ""))
 
 
 def execute(info: CheckpointInfo, steps: int, seed: int, n: int,
-            progress: Callable[[int, int], None] | None = None, prefix: str = "", suffix: str = "") -> dict:
-    """Run the model for real (record=True) and keep the run under its key; raises ValueError on bad input."""
-    pipe = pipeline_for(info)
+            progress: Callable[[int, int], None] | None = None, prefix: str = "", suffix: str = "",
+            knobs: sampler_knobs.Knobs = sampler_knobs.Knobs()) -> dict:
+    """Run the model for real (record=True) and keep the run under its key; raises ValueError on bad input.
+    knobs: the page's flow-sampler setting, as it applies to this checkpoint (`knobs.applied`)."""
+    knobs = sampler_knobs.applied(knobs, info)
+    pipe = (guided_pipeline(info.path, info.mtime, knobs.guide.path, knobs.guide.mtime) if knobs.guided
+            else pipeline_for(info))
 
     def once(report=None):
-        return pipe.generate(int(n), int(steps), int(seed), record=True, progress=report, prefix=prefix, suffix=suffix)
+        return pipe.generate(int(n), int(steps), int(seed), record=True, progress=report, prefix=prefix, suffix=suffix,
+                             renoise=knobs.renoise, guidance=knobs.guidance)
 
     gen = once(progress)
     times = [gen.seconds]
     while len(times) < REPEATS and sum(times) + statistics.median(times) <= REPEAT_BUDGET_S:
         times.append(once().seconds)
     gen.seconds = statistics.median(times)
-    run = {"id": run_key(info, steps, seed, n, prefix, suffix), "name": info.name, "path": info.path,
+    run = {"id": run_key(info, steps, seed, n, prefix, suffix, knobs), "name": info.name, "path": info.path,
            "kind": pipe.kind, "steps": int(steps), "seed": int(seed), "n": int(n), "prefix": prefix,
            "suffix": suffix, "gen": gen, "timed_runs": len(times), "times": times, "created": time.time(),
-           "vocab_size": pipe.vocab_size, "seq_len": pipe.seq_len, "mtime": info.mtime, "derived": {}}
+           "vocab_size": pipe.vocab_size, "seq_len": pipe.seq_len, "mtime": info.mtime, "derived": {},
+           "knobs": sampler_knobs.describe(knobs)}
     store = run_store()
     store.pop(run["id"], None)
     store[run["id"]] = run

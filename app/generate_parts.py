@@ -158,6 +158,8 @@ def show_lane(run: dict, bench: dict[str, Any], big: bool, size: str | None, nar
         st.caption(f"{gen.tokens_per_second:,.0f} tokens/s · {steps_phrase(gen.steps)} · device `{gen.device}` · "
                    f"{run['n']} × {run['seq_len']} tokens · median of {timed} identical run{'s' if timed > 1 else ''}")
         st.caption(note(run, bench, brief=False))
+    if run.get("knobs"):
+        st.caption(f"Sampler: {run['knobs']} (benchmark figures are for the plain sampler)")
     if run["prefix"] and gen.steps == 1 and not kind_of(run["kind"]).discrete:  # said where the texts are
         st.caption("⚠ At 1 step the prompt is invisible (the run starts from pure noise): it is written in and the "
                    "rest is unconditional.")

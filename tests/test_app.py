@@ -1020,3 +1020,37 @@ def test_export_run_is_strict_json(tiny_root):
     text = export_run({"checkpoint": "x"}, gen)
     data = json.loads(text)
     assert data["nfe"] == 3 and len(data["texts"]) == 1 and data["trajectory"]["gamma"] == [None] * 3
+
+
+def test_flow_sampler_knobs_reach_the_runs_they_apply_to(app, tiny_root):
+    """Re-noising goes to the flows, the guide to lanes of its kind; both are recorded and named in the label."""
+    app.button(key="add_lane").click().run()  # + MDLM
+    app.slider(key="knob_renoise").set_value(0.5).run()
+    app.selectbox(key="knob_guide").set_value(str(tiny_root / "tiny_flm")).run()
+    app.number_input(key="knob_guidance").set_value(2.0).run()
+    app.button(key="generate").click().run()
+    _ok(app)
+    runs = {r["kind"]: r for r in app.session_state["runs"].values()}
+    assert {k: (r["gen"].renoise, r["gen"].guidance, r["gen"].nfe) for k, r in runs.items()} == {
+        "fmlm": (0.5, 1.0, 1), "flm": (0.5, 2.0, 64), "mdlm": (0.0, 1.0, 32)}  # a guided step calls both networks
+    assert runs["flm"]["gen"].guide == str(tiny_root / "tiny_flm")
+    assert common.run_label(runs["flm"]).endswith("re-noise 0.5 · guided by tiny_flm (w 2)")
+    assert not runs["mdlm"]["knobs"] and any(c.value.startswith("Sampler: re-noise 0.5 · guided") for c in app.caption)
+    app.switch_page("views/trajectory.py").run()  # the same setting on the Trajectory page's form
+    assert app.slider(key="knob_renoise").value == 0.5 and app.number_input(key="knob_guidance").value == 2.0
+    app.button(key="traj_new_run").click().run()
+    _ok(app)
+    newest = list(app.session_state["runs"].values())[-1]
+    assert newest["kind"] == "flm" and (newest["gen"].guidance, newest["gen"].renoise) == (2.0, 0.5)
+
+
+def test_knobs_apply_by_kind():
+    from app.knobs import Knobs, applied, describe, guide_options
+
+    infos = {kind: catalogue.CheckpointInfo(kind, f"/{kind}", kind, 300, 24, 0.0) for kind in ("flm", "fmlm", "mdlm")}
+    knobs = Knobs(0.25, infos["fmlm"], 1.5)
+    assert applied(knobs, infos["fmlm"]) == knobs
+    assert applied(knobs, infos["flm"]) == Knobs(0.25)  # another kind: unguided
+    assert applied(knobs, infos["mdlm"]) == Knobs()  # no Gaussian noise to draw afresh
+    assert describe(knobs) == "re-noise 0.25 · guided by fmlm (w 1.5)" and describe(Knobs(0.0, infos["flm"], 1.0)) == ""
+    assert guide_options(list(infos.values())) == ["", "/flm", "/fmlm"]

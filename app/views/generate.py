@@ -7,7 +7,7 @@ import streamlit as st
 
 from flm_core.errors import one_line
 from flm_core.pipeline import Pipeline
-from app import charts, common, generate_parts as parts, lane_ui, render
+from app import charts, common, generate_parts as parts, knobs as sampler_knobs, lane_ui, render
 from app.kind_style import kind_label
 from app.lane_specs import lane_title
 from app.lanes import estimate_seconds, flow_pair, token_diff
@@ -56,8 +56,9 @@ def prompt_notes(prefix: str, suffix: str) -> None:
         st.caption(text)
 
 
-def settings() -> tuple[int, int, str, str]:
-    """The lanes, samples, seed, prompt and ending; returns (samples, seed, prefix, suffix)."""
+def settings() -> tuple[int, int, str, str, sampler_knobs.Knobs]:
+    """The lanes, samples, seed, prompt, ending and flow-sampler knobs; returns (samples, seed, prefix, suffix,
+    knobs)."""
     lane_ui.lane_controls(lanes, infos, pipes)
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
     n = c1.number_input("Samples", min_value=1, max_value=MAX_SAMPLES, step=1, key="num_samples")
@@ -72,6 +73,7 @@ def settings() -> tuple[int, int, str, str]:
                             help="Held at the end of every sample: the bidirectional models write towards it.")
     if prefix_ or suffix_:
         prompt_notes(prefix_, suffix_)
+    knobs_ = sampler_knobs.controls(infos)
     slow = []
     for lane in lanes:  # long runs announced before the click, from this session's earlier runs
         info = by_path[lane["path"]]
@@ -82,7 +84,7 @@ def settings() -> tuple[int, int, str, str]:
                         f"{estimate:.0f} s")
     if slow:
         st.caption(f"Estimated from your earlier runs: {', '.join(slow)}.")
-    return int(n), int(seed_), prefix_, suffix_
+    return int(n), int(seed_), prefix_, suffix_, knobs_
 
 
 if big:  # the button first; the settings fold away after a click, so the results fill the first screen
@@ -95,9 +97,9 @@ if big:  # the button first; the settings fold away after a click, so the result
         st.session_state["gen_settings"] = False
     st.session_state.setdefault("gen_settings", not has_results)
     with st.expander("Lanes and settings", key="gen_settings", on_change="rerun", icon=":material/tune:"):
-        num_samples, seed, prefix, suffix = settings()
+        num_samples, seed, prefix, suffix, knobs = settings()
 else:
-    num_samples, seed, prefix, suffix = settings()
+    num_samples, seed, prefix, suffix, knobs = settings()
     clicked = generate_button()
 
 
@@ -149,7 +151,7 @@ def run_lanes(slots: dict, size: str | None) -> list[dict]:
             try:
                 run = by_setting.get(setting) or common.execute(
                     info, lane["steps"], seed, num_samples, progress=common.progress_reporter(bar, titles[lane["id"]]),
-                    prefix=prefix, suffix=suffix)
+                    prefix=prefix, suffix=suffix, knobs=knobs)
             except Exception as err:  # noqa: BLE001 - one line, no traceback
                 errors.append(f"{titles[lane['id']]}: {one_line(err)}")
                 unfinished.remove(titles[lane["id"]])

@@ -8,7 +8,7 @@ import torch
 from flm_core.kinds import kind_of
 from flm_core.schedule import STEP_GRID, decoding_error
 from flm_core.trajectory import SKETCH_DIM, TOP_K, sketch_matrix
-from app import charts, common, render, sync_view
+from app import charts, common, knobs as sampler_knobs, render, sync_view
 from app.export import denoising_frames, export_run
 from app.maps import sketch_map
 from app.phrases import steps_phrase
@@ -47,6 +47,7 @@ def new_run_form(rerun: bool = False) -> None:
         new_steps = c1.select_slider("Steps", STEP_GRID, key="traj_new_steps", disabled=fixed)
         new_n = c2.number_input("Samples", 1, 16, key="traj_new_n")
         new_seed = c3.number_input("Seed", 0, 2**31 - 1, key="traj_new_seed")
+        knobs = sampler_knobs.controls(infos)
         if fixed:
             with common.guard(f"Loading {info.label}"):
                 calls = common.pipeline_for(info).sampler.num_steps(new_steps)
@@ -55,7 +56,7 @@ def new_run_form(rerun: bool = False) -> None:
             bar = st.progress(0.0, text="starting…")
             with common.guard(f"Running {info.label}"):
                 run = common.execute(info, new_steps, new_seed, new_n,
-                                     progress=common.progress_reporter(bar, info.label))
+                                     progress=common.progress_reporter(bar, info.label), knobs=knobs)
                 st.session_state["traj_run"] = run["id"]
                 st.session_state["traj_mode_next"] = MODES[1]  # the new run, shown alone
             bar.empty()
