@@ -138,6 +138,24 @@ def _download(args: argparse.Namespace) -> None:
         print(folder)
 
 
+def _reproduce(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from flm_core.checkpoint import atomic_write_text
+    from flm_core.paper import markdown, reproduce
+
+    def show(row: dict) -> None:
+        print(f"{row['model']} {row['steps']} steps: Gen PPL {row['gen_ppl']:.2f}, entropy {row['entropy']:.3f}, "
+              f"{row['seconds']:.1f} s", file=sys.stderr, flush=True)
+
+    result = reproduce(args.table, evaluator=args.evaluator, num_samples=args.num_samples, batch_size=args.batch_size,
+                       seed=args.seed, device=args.device, flm_steps=args.flm_steps, report=show)
+    if args.out:
+        atomic_write_text(Path(args.out) / f"reproduce_{args.table}.json", json.dumps(result, indent=2) + "\n")
+        atomic_write_text(Path(args.out) / f"reproduce_{args.table}.md", markdown(result))
+    print(markdown(result))
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     from flm_core.bench import evaluate_checkpoint, format_evaluation
 
@@ -304,6 +322,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ids", nargs="+", help="david3684/FLM-B-LM1B, FMLM-B-LM1B, FLM-B-OWT, FMLM-B-OWT (owner optional), "
                                           "or all")
     p.set_defaults(func=_download)
+
+    p = sub.add_parser("reproduce", help="the paper's Gen PPL table from the authors' checkpoints, scored as "
+                                         "their scripts score (docs/recipe.md)")
+    p.add_argument("table", choices=["lm1b", "owt"], help="lm1b: FMLM-B-LM1B at 1/2/4/8 steps, FLM-B-LM1B at 1024")
+    p.add_argument("--evaluator", default="gpt2-large", help="Hub id or local folder of a causal LM (the paper's "
+                                                             "gpt2-large by default)")
+    p.add_argument("--num-samples", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=64, help="samples per generate call")
+    p.add_argument("--seed", type=int, default=1, help="their scripts' seed=1")
+    p.add_argument("--flm-steps", type=int, nargs="+", help="replace the FLM's 1024 steps (a quick look on a CPU)")
+    p.add_argument("--device", default="cpu", help="cuda on a GPU machine")
+    p.add_argument("--out", help="folder for reproduce_TABLE.json and .md")
+    p.set_defaults(func=_reproduce)
 
     p = sub.add_parser("evaluate", help="sample from a checkpoint and score the samples")
     p.add_argument("--checkpoint", required=True)

@@ -191,9 +191,18 @@ class HFEvaluator:
         return sums, counts
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
 def load_evaluator(path: str | os.PathLike, device: str = "cpu") -> Evaluator:
-    """Our AR checkpoint directory (config.json with "kind": "ar") or a local Hugging Face causal LM folder."""
+    """Our AR checkpoint directory (config.json with "kind": "ar"), a local Hugging Face causal LM folder, or
+    a Hub id of one ("gpt2-large", "owner/name": the Hugging Face cache, else downloaded when online) where no
+    such local folder exists (an 'owner/name' whose 'owner' is a local folder is a mistyped path)."""
     path = Path(path)
+    if not path.exists() and HUB_ID.fullmatch(str(path)) and (len(path.parts) == 1 or not path.parent.is_dir()):
+        from flm_core.download import hub_model
+
+        path = hub_model(str(path))
     config = path / CONFIG_FILE
     if not config.is_file():
         raise FileNotFoundError(f"evaluator {path}: no {CONFIG_FILE} (need an AR checkpoint or a local HF model folder)")
