@@ -10,6 +10,8 @@ seconds of the batch), seconds_per_sample, seconds_repeats, tokens_per_second, g
 mauve, memorization, word_validity, val_nll, val_nll_kind, examples, and the sampler knobs renoise,
 guidance and guide (the guide's path where one was called). The row of kind "data" scores
 validation blocks with the same metrics (the reference). Missing figures are null.
+Models of a toy language (flm_core.toy) are scored by its checker instead (no data folder, no evaluator):
+entropy, toy_validity, toy_distance, toy_failures; their data row holds documents of the generator.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from flm_core.environment import processor_name
 from flm_core.kinds import KINDS, kind_of
 from flm_core.schedule import STEP_GRID
 from flm_core.tokens import decode
+from flm_core.toy.evaluation import TOY_KEYS, ToyReference, toy_source
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,10 @@ def quality(texts: Sequence[str], tokens, reference: DataReference, evaluator=No
             encoder=None) -> dict[str, float | None]:
     """The quality metrics of one set of samples: gen_ppl (None without evaluator), entropy of the
     sampled ids, mauve against the reference's validation texts (None without encoder),
-    memorization and word_validity of the texts retokenized with the data's tokenizer."""
+    memorization and word_validity of the texts retokenized with the data's tokenizer. A ToyReference
+    scores with its language's checker instead (ToyReference.quality)."""
+    if isinstance(reference, ToyReference):
+        return reference.quality(texts, tokens)
     out: dict[str, float | None] = {
         "gen_ppl": metrics.generative_perplexity(texts, evaluator) if evaluator is not None else None,
         "entropy": metrics.unigram_entropy(tokens),
@@ -161,9 +167,45 @@ def _same_path(a, b) -> bool:
         return False
 
 
-def _data_row(reference: DataReference, scorer, encoder) -> dict[str, Any]:
-    row: dict[str, Any] = {"model": "data (validation)", "checkpoint": reference.data_dir, "kind": "data",
-                           "steps": None, "nfe": None, "num_samples": len(reference.data_texts)}
+def _scoring_reference(checkpoints: Sequence[str], data_dir: str | None, num_samples: int, seed: int,
+                       evaluator: str | None) -> DataReference | ToyReference:
+    """A toy language's checker for toy models, else the prepared data folder (which corpus models need)."""
+    from flm_core.hub import resolve
+    from flm_core.tokens import load_tokenizer
+
+    source = toy_source([_trained_on(c) for c in checkpoints])
+    if source:
+        if evaluator:
+            raise ValueError(f"models of {source} are scored by the language's checker: drop --evaluator")
+        return ToyReference.of(source, load_tokenizer(resolve(checkpoints[0])), num_samples, seed)
+    if data_dir is None:
+        raise ValueError("scoring a corpus model needs --data DIR (the folder prepare-data wrote for it); only "
+                         "toy-language models are scored without one")
+    return DataReference(str(data_dir), num_samples, seed)
+
+
+def _trained_on(checkpoint: str) -> str | None:
+    """The data source a checkpoint's config records (None for released checkpoints and older configs)."""
+    from flm_core.checkpoint import CONFIG_FILE
+    from flm_core.config import ConfigError, RunConfig
+    from flm_core.hub import resolve
+
+    try:
+        return RunConfig.load(resolve(checkpoint) / CONFIG_FILE).data.get("source")
+    except (ConfigError, OSError, ValueError):
+        return None
+
+
+def _validation(pipe, data_dir: str | None, val_blocks: int, seed: int) -> dict:
+    """validation_nll on the data folder; nothing for a toy model run without one."""
+    return {} if data_dir is None else metrics.validation_nll(pipe, data_dir, max_blocks=val_blocks, seed=seed)
+
+
+def _data_row(reference: DataReference | ToyReference, scorer, encoder) -> dict[str, Any]:
+    toy = isinstance(reference, ToyReference)
+    row: dict[str, Any] = {"model": "data (generator)" if toy else "data (validation)",
+                           "checkpoint": f"toy:{reference.language.name}" if toy else reference.data_dir,
+                           "kind": "data", "steps": None, "nfe": None, "num_samples": len(reference.data_texts)}
     row.update(quality(reference.data_texts, reference.data_tokens, reference, scorer,
                        encoder if len(reference.data_texts) >= 2 else None))
     row["examples"] = reference.data_texts[:3]
@@ -174,7 +216,7 @@ def _data_row(reference: DataReference, scorer, encoder) -> dict[str, Any]:
 # evaluate one checkpoint
 
 
-def evaluate_checkpoint(checkpoint: str, data_dir: str, steps: int = 32, num_samples: int = 16, seed: int = 0,
+def evaluate_checkpoint(checkpoint: str, data_dir: str | None = None, steps: int = 32, num_samples: int = 16, seed: int = 0,
                         evaluator: str | None = None, mauve: bool = True, device: str = "cpu",
                         val_blocks: int = 256, renoise: float = 0.0, guide: str | None = None,
                         guidance: float = 1.0) -> dict[str, Any]:
@@ -185,9 +227,9 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, steps: int = 32, num_sam
     """
     from flm_core.pipeline import load
 
-    scorer, encoder = _prepare_scorers(evaluator, mauve, device)
+    reference = _scoring_reference([checkpoint], data_dir, num_samples, seed, evaluator)
+    scorer, encoder = _prepare_scorers(evaluator, mauve and isinstance(reference, DataReference), device)
     pipe = load(checkpoint, device=device, guide=guide)
-    reference = DataReference(str(data_dir), num_samples, seed)
     gen = pipe.generate(num_samples, steps, seed=seed, renoise=renoise, guidance=guidance)
     result: dict[str, Any] = {
         "kind": gen.kind, "checkpoint": str(checkpoint), "steps": gen.steps, "nfe": gen.nfe, "renoise": renoise,
@@ -198,9 +240,9 @@ def evaluate_checkpoint(checkpoint: str, data_dir: str, steps: int = 32, num_sam
         "self_evaluated": _same_path(checkpoint, evaluator),
     }
     result.update(quality(gen.texts, gen.tokens, reference, scorer, encoder))
-    result.update(metrics.validation_nll(pipe, data_dir, max_blocks=val_blocks, seed=seed))
+    result.update(_validation(pipe, data_dir, val_blocks, seed))
     data = _data_row(reference, scorer, encoder)
-    result["data"] = {k: data[k] for k in ("num_samples", *QUALITY_KEYS)}
+    result["data"] = {k: data[k] for k in ("num_samples", *_quality_keys(result))}
     if reference.notes:
         result["notes"] = dict(reference.notes)
     return json_safe(result)
@@ -213,13 +255,24 @@ def format_evaluation(result: dict[str, Any]) -> str:
 
     lines = [f"{result['kind']} {result['checkpoint']}: {result['steps']} steps, {result['nfe']} network calls, "
              f"{result['num_samples']} samples, seed {result['seed']}, evaluator {result['evaluator'] or '-'}",
-             f"{'metric':<20}{'model':>14}{'data (val)':>14}"]
-    for key in QUALITY_KEYS:
+             f"{'metric':<20}{'model':>14}{'generator' if 'toy_validity' in result else 'data (val)':>14}"]
+    for key in _quality_keys(result):
         lines.append(f"{key:<20}{fmt(result.get(key)):>14}{fmt(result['data'].get(key)):>14}")
+    if "toy_failures" in result:
+        lines.append(f"{'broken constraints':<20}  {_failure_text(result['toy_failures'])}")
     lines.append(f"{'val_nll':<20}{fmt(result.get('val_nll')):>14}  {result.get('val_nll_kind', '')}")
     lines.append(f"{'seconds_per_sample':<20}{fmt(result['seconds_per_sample']):>14}  on {result['device']}, "
                  f"{result['torch_threads']} threads")
     return "\n".join(lines)
+
+
+def _quality_keys(row: dict) -> tuple[str, ...]:
+    return TOY_KEYS if "toy_validity" in row else QUALITY_KEYS
+
+
+def _failure_text(counts: dict[str, int] | None) -> str:
+    """'count 12, total 5' (most frequent first), or '–' when no sample failed."""
+    return ", ".join(f"{k} {v}" for k, v in sorted((counts or {}).items(), key=lambda kv: -kv[1])) or "–"
 
 
 # -----------------------------------------------------------------------------
@@ -232,7 +285,7 @@ def _labels(checkpoints: Sequence[str]) -> list[str]:
     return [n if names.count(n) == 1 else str(c) for n, c in zip(names, checkpoints)]
 
 
-def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None = None,
+def run_bench(checkpoints: Sequence[str], data_dir: str | None = None, evaluator: str | None = None,
               steps: Sequence[int] = STEP_GRID, max_steps: int | None = None, num_samples: int = 16,
               seed: int = 0, repeats: int = 3, mauve: bool = True, device: str = "cpu",
               val_blocks: int = 256, renoise: float = 0.0, guide: str | None = None,
@@ -251,8 +304,8 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
     grid = sorted({s for s in steps if max_steps is None or s <= max_steps})
     if not grid:
         raise ValueError(f"no step count in {list(steps)} is <= --max-steps {max_steps}")
-    scorer, encoder = _prepare_scorers(evaluator, mauve, device)
-    reference = DataReference(str(data_dir), num_samples, seed)
+    reference = _scoring_reference(checkpoints, data_dir, num_samples, seed, evaluator)
+    scorer, encoder = _prepare_scorers(evaluator, mauve and isinstance(reference, DataReference), device)
     guide_pipe = load(guide, device=device) if guide else None
     rows = []
     progress = tqdm(total=len(checkpoints) * len(grid), desc="bench", unit="setting")  # to stderr, with an ETA
@@ -261,7 +314,7 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
         w = guidance if guide_pipe is not None and guide_pipe.kind == pipe.kind else 1.0
         if w != 1:
             pipe.set_guide(guide_pipe)
-        val = metrics.validation_nll(pipe, data_dir, max_blocks=val_blocks, seed=seed)
+        val = _validation(pipe, data_dir, val_blocks, seed)
         for n in ([pipe.sampler.num_steps(1)] if pipe.spec.fixed_steps else grid):
             progress.set_postfix_str(f"{label} @ {n} steps")
             eta = 0.0 if pipe.spec.discrete else renoise  # renoising applies to the flows
@@ -283,7 +336,9 @@ def run_bench(checkpoints: Sequence[str], data_dir: str, evaluator: str | None =
     rows.append(_data_row(reference, scorer, encoder))
     result = {
         "rows": rows, "speedups": matched_speedups(rows), "environment": environment(device),
-        "settings": {"checkpoints": [str(c) for c in checkpoints], "data": str(data_dir), "evaluator": evaluator,
+        "settings": {"checkpoints": [str(c) for c in checkpoints],
+                     "data": f"toy:{reference.language.name}" if isinstance(reference, ToyReference) else str(data_dir),
+                     "evaluator": evaluator,
                      "steps": grid, "max_steps": max_steps, "num_samples": num_samples, "seed": seed,
                      "repeats": repeats, "mauve": mauve, "val_blocks": val_blocks, "renoise": renoise,
                      "guide": guide, "guidance": guidance,
@@ -359,37 +414,59 @@ def _quality_level(s: dict[str, Any]) -> str:
     return f", at Gen PPL {s['fmlm_gen_ppl'] / data:.3g} times the validation text's ({_fmt(data)})"
 
 
+CORPUS_COLUMNS = (("Gen PPL ↓", "gen_ppl", 4), ("Entropy", "entropy", 4), ("MAUVE ↑", "mauve", 3),
+                  ("Memorization", "memorization", 3), ("Word validity", "word_validity", 3))
+TOY_COLUMNS = (("Validity ↑", "toy_validity", 3), ("Distance ↓", "toy_distance", 3), ("Entropy", "entropy", 4))
+
+
+def quality_columns(rows: Sequence[dict]) -> tuple[tuple[str, str, int], ...]:
+    """(header, row key, significant digits) of the quality figures: a toy language's or a corpus's."""
+    return TOY_COLUMNS if any("toy_validity" in r for r in rows) else CORPUS_COLUMNS
+
+
 def markdown_table(result: dict[str, Any]) -> str:
     """benchmarks.md: settings, one table row per (model, steps) plus the data row, speedups."""
-    st, env = result["settings"], result["environment"]
+    st, env, rows = result["settings"], result["environment"], result["rows"]
+    columns = quality_columns(rows)
+    toy = columns is TOY_COLUMNS
+    extra = ["Broken constraints"] if toy else []
+    header = ["Model", "Kind", "Steps", "NFE", *(c[0] for c in columns), *extra, "Val NLL", "s/sample", "tokens/s"]
     lines = ["# Benchmarks", "",
              f"{st['num_samples']} samples per setting, seed {st['seed']}, median of {st['repeats']} timed runs "
-             f"after one warm-up; evaluator `{st['evaluator'] or 'none'}`; data `{st['data']}`.",
+             f"after one warm-up; " + ("scored by the language's checker" if toy else
+                                       f"evaluator `{st['evaluator'] or 'none'}`") + f"; data `{st['data']}`.",
              f"Device {env['device']}" + (f" ({env['accelerator']})" if env.get("accelerator") else "")
              + f", {env['processor']}, {env['torch_threads']} torch threads, torch {env['torch']}, "
              f"{env['timestamp']}.", "",
-             "| Model | Kind | Steps | NFE | Gen PPL ↓ | Entropy | MAUVE ↑ | Memorization | Word validity "
-             "| Val NLL | s/sample | tokens/s |",
-             "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
-    for r in result["rows"]:
+             "| " + " | ".join(header) + " |", "|---|---|" + "--:|" * (len(header) - 2)]
+    for r in rows:
         name = r["model"] + (" *" if r.get("self_evaluated") else "")
-        lines.append("| " + " | ".join([
-            name, r["kind"], _fmt(r.get("steps")), _fmt(r.get("nfe")), _fmt(r.get("gen_ppl")),
-            _fmt(r.get("entropy")), _fmt(r.get("mauve"), 3), _fmt(r.get("memorization"), 3),
-            _fmt(r.get("word_validity"), 3), _fmt(r.get("val_nll")), _fmt(r.get("seconds_per_sample"), 3),
-            _fmt(r.get("tokens_per_second"), 4)]) + " |")
-    lines += ["", "## Speedup of one-step FMLM", ""]
-    lines += [f"- {speedup_sentence(s)}" for s in result["speedups"]] or ["- no one-step FMLM row with a Gen PPL"]
-    lines += ["", "## Definitions", "",
-              "- Gen PPL: exp(mean NLL per token) of the decoded samples under the evaluator.",
-              "- Entropy: mean over samples of the entropy (nats) of the sample's token histogram.",
-              "- MAUVE: against as many validation blocks, MiniLM features (all-MiniLM-L6-v2).",
-              f"- Memorization: share of the samples' {st['memorization_n']}-grams (data tokenizer) found in "
-              "the training split.",
-              "- Word validity: share of words ([a-z]+, lowercased) that occur in the training corpus.",
-              "- Val NLL: " + "; ".join(f"{kind.label} {kind.val_nll_meaning}" for kind in KINDS.values()) + ".",
-              f"- Matches FMLM: Gen PPL <= FMLM's and entropy within {st['entropy_tolerance']:.0%} of FMLM's.",
-              "- `*`: the model is the evaluator itself (its Gen PPL is not comparable)."]
+        cells = [_fmt(r.get(key), digits) for _, key, digits in columns]
+        cells += [_failure_text(r.get("toy_failures"))] if toy else []
+        lines.append("| " + " | ".join([name, r["kind"], _fmt(r.get("steps")), _fmt(r.get("nfe")), *cells,
+                                         _fmt(r.get("val_nll")), _fmt(r.get("seconds_per_sample"), 3),
+                                         _fmt(r.get("tokens_per_second"), 4)]) + " |")
+    if not toy:
+        lines += ["", "## Speedup of one-step FMLM", ""]
+        lines += [f"- {speedup_sentence(s)}" for s in result["speedups"]] or ["- no one-step FMLM row with a Gen PPL"]
+    lines += ["", "## Definitions", ""]
+    if toy:
+        lines += ["- Validity: share of samples that satisfy every constraint of the language (its checker).",
+                  "- Distance: mean over the language's attribute groups of the total variation between the "
+                  "samples' law (invalid samples as one more value) and the exact law (flm_core.toy.distance); "
+                  "the data row, as many documents of the generator, is its finite-sample floor.",
+                  "- Broken constraints: samples per first broken constraint."]
+    else:
+        lines += ["- Gen PPL: exp(mean NLL per token) of the decoded samples under the evaluator.",
+                  "- MAUVE: against as many validation blocks, MiniLM features (all-MiniLM-L6-v2).",
+                  f"- Memorization: share of the samples' {st['memorization_n']}-grams (data tokenizer) found in "
+                  "the training split.",
+                  "- Word validity: share of words ([a-z]+, lowercased) that occur in the training corpus."]
+    lines += ["- Entropy: mean over samples of the entropy (nats) of the sample's token histogram.",
+              "- Val NLL: " + "; ".join(f"{kind.label} {kind.val_nll_meaning}" for kind in KINDS.values()) + "."]
+    if not toy:
+        lines += [f"- Matches FMLM: Gen PPL <= FMLM's and entropy within {st['entropy_tolerance']:.0%} of FMLM's.",
+                  "- `*`: the model is the evaluator itself (its Gen PPL is not comparable)."]
     return "\n".join(lines) + "\n"
 
 
@@ -520,6 +597,10 @@ def figure(result: dict[str, Any]):
     import plotly.graph_objects as go
 
     rows = result["rows"]
+    if quality_columns(rows) is TOY_COLUMNS:
+        from flm_core.toy.figure import toy_figure
+
+        return toy_figure(rows)
     fig = go.Figure(headline_traces(rows))
     xs = [r["seconds_per_sample"] for r in rows if r["kind"] in KINDS and _finite(r.get("seconds_per_sample"))]
     notes = []
@@ -539,9 +620,6 @@ def figure(result: dict[str, Any]):
     fig.update_xaxes(title="seconds per sample (log)", **seconds_axis(xs))
     fig.update_yaxes(title="Gen PPL (log)", **gen_ppl_axis([r.get("gen_ppl") for r in rows]))
     return fig
-
-
-BENCH_HEADER = ["Steps", "NFE", "Gen PPL", "Entropy", "MAUVE", "Memorization", "Word validity", "s/sample"]
 
 
 def update_model_cards(result: dict[str, Any]) -> list[str]:
@@ -566,16 +644,17 @@ def update_model_cards(result: dict[str, Any]) -> list[str]:
         config = RunConfig.load(folder / CONFIG_FILE)
         card = read_card_data(folder)
         card["parameters"] = card["parameters"] or parameter_count(config.model)
-        table = [["data" if r["kind"] == "data" else _fmt(r["steps"]), _fmt(r.get("nfe")), _fmt(r.get("gen_ppl")),
-                  _fmt(r.get("entropy")), _fmt(r.get("mauve"), 3), _fmt(r.get("memorization"), 3),
-                  _fmt(r.get("word_validity"), 3), _fmt(r.get("seconds_per_sample"), 3)]
+        columns = quality_columns(rows)
+        table = [["data" if r["kind"] == "data" else _fmt(r["steps"]), _fmt(r.get("nfe")),
+                  *(_fmt(r.get(key), digits) for _, key, digits in columns), _fmt(r.get("seconds_per_sample"), 3)]
                  for r in rows + ([data] if data else [])]
         shown = rows[0] if kind_of(rows[0]["kind"]).two_times else rows[-1]  # a flow map's point is one step
         unit = "step" if shown["steps"] == 1 else "steps"
         card["benchmark"] = {
-            "summary": f"From `python -m flm_core bench` ({st['num_samples']} samples, seed {st['seed']}, evaluator "
-                       f"`{st['evaluator']}`, {result['environment']['device']}, {result['environment']['timestamp']}):",
-            "header": BENCH_HEADER, "rows": table,
+            "summary": f"From `python -m flm_core bench` ({st['num_samples']} samples, seed {st['seed']}, "
+                       + ("scored by the language's checker" if columns is TOY_COLUMNS else f"evaluator `{st['evaluator']}`")
+                       + f", {result['environment']['device']}, {result['environment']['timestamp']}):",
+            "header": ["Steps", "NFE", *(header.rstrip(" ↑↓") for header, _, _ in columns), "s/sample"], "rows": table,
             "samples_title": f"Unedited samples ({shown['steps']} {unit}, seed {st['seed']}):",
             "samples": [text.strip() for text in shown.get("examples", [])]}
         write_card(folder, config, card)

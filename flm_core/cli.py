@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="sample from a checkpoint and score the samples")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", required=True, help="prepared data folder (training n-grams, words, validation)")
+    p.add_argument("--data", help="prepared data folder (training n-grams, words, validation); a toy-language "
+                                  "model needs none (its language's checker scores it)")
     p.add_argument("--evaluator", help="AR checkpoint or local Hugging Face causal LM folder for Gen PPL")
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--num-samples", type=int, default=16)
@@ -353,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="quality and speed of checkpoints x step counts -> OUT/benchmarks.*")
     p.add_argument("--checkpoints", nargs="+", required=True)
-    p.add_argument("--data", required=True, help="prepared data folder")
+    p.add_argument("--data", help="prepared data folder (not needed for toy-language models)")
     p.add_argument("--evaluator", help="AR checkpoint or local Hugging Face causal LM folder for Gen PPL")
     p.add_argument("--steps", type=int, nargs="+", default=list(STEP_GRID))
     p.add_argument("--max-steps", type=int, default=None, help="skip step counts above this")

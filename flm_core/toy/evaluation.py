@@ -1,0 +1,70 @@
+"""Scoring samples of a toy-language model: the language is known, so no data folder or evaluator is needed.
+
+    ToyReference(language, tokenizer, num_samples, seed).quality(texts, tokens)
+        -> entropy, toy_validity (share of valid samples), toy_distance (flm_core.toy.distance),
+           toy_failures (samples per first broken constraint)
+    toy_source(sources) -> "toy:NAME" when every model was trained on that toy language, None for corpus models
+
+`bench` and `evaluate` use a ToyReference in place of the corpus reference; its data row is num_samples
+documents drawn from the generator (seed), scored the same way: the finite-sample floor of the distance.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from flm_core import metrics
+from flm_core.tokens import decode
+from flm_core.toy import ToyLanguage, check_ids, distance, documents, failures, is_toy, language
+
+TOY_KEYS = ("toy_validity", "toy_distance", "entropy")
+
+
+def toy_source(sources: Sequence[str | None]) -> str | None:
+    """The toy language all models were trained on, from their data sources; None if none was; an error
+    for a mix of languages, or of toy and corpus models."""
+    sources = {source if is_toy(source) else None for source in sources}
+    if len(sources) > 1:
+        raise ValueError("benchmark toy models only with models of the same toy language (they are scored by its "
+                         f"checker, not by an evaluator): got {sorted(map(str, sources))}")
+    return sources.pop() if sources else None
+
+
+@dataclass
+class ToyReference:
+    """Scores samples with the language's checker; the data row holds documents of the generator itself."""
+
+    language: ToyLanguage
+    tokenizer: object
+    num_samples: int
+    seed: int = 0
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, source: str, tokenizer, num_samples: int, seed: int = 0) -> "ToyReference":
+        return cls(language(source), tokenizer, num_samples, seed)
+
+    @cached_property
+    def data_tokens(self) -> torch.Tensor:
+        from flm_core.data import one_per_block
+
+        docs = documents(self.language, self.num_samples, self.seed)
+        ids = [enc.ids for enc in self.tokenizer.encode_batch(docs)]
+        return torch.from_numpy(one_per_block(ids, self.language.seq_len).astype(np.int64))
+
+    @cached_property
+    def data_texts(self) -> list[str]:
+        return [decode(self.tokenizer, row.tolist()) for row in self.data_tokens]
+
+    def checks(self, tokens) -> list:
+        return [check_ids(self.language, self.tokenizer, row)[0] for row in np.asarray(tokens).tolist()]
+
+    def quality(self, texts: Sequence[str], tokens) -> dict:
+        checks = self.checks(tokens)
+        return {"entropy": metrics.unigram_entropy(tokens),
+                "toy_validity": sum(c.valid for c in checks) / len(checks),
+                "toy_distance": distance(self.language, checks), "toy_failures": failures(checks)}
