@@ -115,9 +115,13 @@ def _sample(args: argparse.Namespace) -> None:
     gen = pipe.generate(args.num_samples, args.steps, seed=args.seed, prefix=args.prefix, suffix=args.suffix,
                         renoise=args.renoise, guidance=args.guidance)
     if args.json:
-        print(json.dumps({"kind": gen.kind, "checkpoint": args.checkpoint, "steps": gen.steps, "nfe": gen.nfe,
-                          "seconds": gen.seconds, "texts": gen.texts, "token_ids": gen.tokens.tolist(),
-                          "renoise": gen.renoise, "guidance": gen.guidance, "guide": gen.guide}))
+        out = {"kind": gen.kind, "checkpoint": args.checkpoint, "steps": gen.steps, "nfe": gen.nfe,
+               "seconds": gen.seconds, "texts": gen.texts, "token_ids": gen.tokens.tolist()}
+        if gen.renoise:  # the sampler knobs, where used (the contract's keys stay the default output)
+            out["renoise"] = gen.renoise
+        if gen.guide is not None:
+            out.update(guidance=gen.guidance, guide=gen.guide)
+        print(json.dumps(out))
         return
     for i, text in enumerate(gen.texts):
         print(f"--- sample {i}\n{text}")
