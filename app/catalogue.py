@@ -68,9 +68,31 @@ def describe_checkpoint(path: str | Path) -> CheckpointInfo:
                           mtime, error)
 
 
-def scan_checkpoints(roots: Iterable[Path], extra: Iterable[str] = ()) -> list[CheckpointInfo]:
-    """Every <root>/*/config.json plus user-added directories, sorted by kind then name."""
-    seen: dict[str, CheckpointInfo] = {}
+def authors_checkpoints() -> list[CheckpointInfo]:
+    """The authors' released checkpoints complete in the Hugging Face cache, named "<name> (authors')"."""
+    import json
+
+    from flm_core.authors import AUTHORS
+    from flm_core.download import authors_folder
+
+    out = []
+    for entry in AUTHORS:
+        folder = authors_folder(entry)
+        if folder is None:
+            continue
+        try:
+            length = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("model", {}).get("length")
+        except (OSError, ValueError, AttributeError):
+            length = None
+        out.append(CheckpointInfo(f"{entry.name} (authors')", str(folder), entry.kind, entry.vocab_size,
+                                  length or entry.seq_len, (folder / WEIGHTS_FILE).stat().st_mtime))
+    return out
+
+
+def scan_checkpoints(roots: Iterable[Path], extra: Iterable[str] = (),
+                     found: Iterable[CheckpointInfo] = ()) -> list[CheckpointInfo]:
+    """Every <root>/*/config.json plus user-added directories and `found` ones, sorted by kind then name."""
+    seen: dict[str, CheckpointInfo] = {str(Path(info.path).resolve()): info for info in found}
     for root in roots:
         root = Path(root)
         if not root.is_dir():

@@ -129,9 +129,10 @@ def kept_choices(key: str, options, default: list) -> None:
 
 
 def catalog() -> list[CheckpointInfo]:
-    """All checkpoints: $FLM_EXPLORER_CHECKPOINTS (default ./checkpoints) plus user-added paths."""
+    """All checkpoints: $FLM_EXPLORER_CHECKPOINTS (default ./checkpoints), user-added paths and the authors'
+    checkpoints in the Hugging Face cache."""
     roots = catalogue.checkpoint_roots(repo_root=REPO_ROOT)
-    return catalogue.scan_checkpoints(roots, st.session_state.get("extra_paths", []))
+    return catalogue.scan_checkpoints(roots, st.session_state.get("extra_paths", []), catalogue.authors_checkpoints())
 
 
 def usable(infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
@@ -157,6 +158,14 @@ def load_pipeline(path: str, mtime: float):
     else:
         pipe.generate(1, 1, 0, record=True)
     return pipe
+
+
+@st.cache_resource(max_entries=16, show_spinner="Timing one network call…")
+def call_seconds(path: str, mtime: float) -> float:
+    """Seconds of one network call on one sample of the (warmed) checkpoint, measured once per process: the
+    time model of run estimates before a model's first run (a batch of B costs at most B times as much)."""
+    gen = load_pipeline(path, mtime).generate(1, 1, 0)
+    return gen.seconds / max(gen.nfe, 1)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

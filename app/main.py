@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts only app/ on t
 
 import streamlit as st  # noqa: E402
 
-from app import catalogue, common  # noqa: E402
+from app import authors_panel, catalogue, common  # noqa: E402
 from flm_core.errors import one_line  # noqa: E402
 
 common.start_presentation_from_url()
@@ -72,6 +72,7 @@ with st.sidebar:
                       "model.safetensors and tokenizer.json (press Enter).")
         if st.session_state.get("path_error"):
             st.error(st.session_state["path_error"])
+    authors_panel.section()
 
 common.presentation_to_url()
 common.apply_style()

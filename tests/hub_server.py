@@ -12,7 +12,8 @@ An unknown repo or file answers 404 with X-Error-Code RepoNotFound / EntryNotFou
 
 Faults for tests: `drop_after[path] = n` closes the connection after n bytes of that file's next full
 GET (once); `corrupt.add(path)` serves that file with one byte flipped (headers still describe the
-original); `refuse = 503` answers every request with that status. `requests` records (method, path, Range).
+original); `refuse = 503` answers every request with that status; `throttle = s` sleeps s seconds after
+every 256 KiB of a file (a slow line, so that a browser sees the progress bar). `requests` records (method, path, Range).
 
 `standin_repos(root)` writes the authors' four checkpoints in the released hub-mixin layout (released
 parameter names, widths 32, L = 16; LM1B with the real bert-base-uncased K = 30522, OWT with a small
@@ -24,6 +25,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -55,6 +57,7 @@ class HubServer:
         self.drop_after: dict[str, int] = {}
         self.corrupt: set[str] = set()
         self.refuse: int | None = None
+        self.throttle = 0.0
         self.requests: list[tuple[str, str, str | None]] = []
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
@@ -157,6 +160,12 @@ def _handler(hub: HubServer):
             payload = data[start:]
             headers["Content-Length"] = len(payload)
             cut = hub.drop_after.pop(path, None) if body and status == 200 else None
+            if cut is None and hub.throttle and body:
+                self.send(status, b"", headers, body=False)
+                for i in range(0, len(payload), 1 << 18):
+                    self.wfile.write(payload[i:i + (1 << 18)])
+                    time.sleep(hub.throttle)
+                return None
             if cut is None:
                 return self.send(status, payload, headers, body)
             self.send_response(status)

@@ -75,15 +75,17 @@ def settings() -> tuple[int, int, str, str, sampler_knobs.Knobs]:
         prompt_notes(prefix_, suffix_)
     knobs_ = sampler_knobs.controls(infos)
     slow = []
-    for lane in lanes:  # long runs announced before the click, from this session's earlier runs
+    for lane in lanes:  # long runs announced before the click: from this session's earlier runs, else one timed call
         info = by_path[lane["path"]]
-        estimate = estimate_seconds(common.run_store().values(), info.path,
-                                    lane_ui.network_calls(lane, info, pipes), int(n))
+        calls = lane_ui.network_calls(lane, info, pipes)
+        estimate = estimate_seconds(common.run_store().values(), info.path, calls, int(n))
+        if estimate is None and info.path in pipes:
+            estimate = common.call_seconds(info.path, info.mtime) * calls * int(n)
         if estimate is not None and estimate > SLOW_SECONDS:
             slow.append(f"{lane_title(info.kind, info.name, lane['steps'], info.spec.fixed_steps)} about "
                         f"{estimate:.0f} s")
     if slow:
-        st.caption(f"Estimated from your earlier runs: {', '.join(slow)}.")
+        st.caption(f"Estimated from this machine's timed network calls: {', '.join(slow)}.")
     return int(n), int(seed_), prefix_, suffix_, knobs_
 
 
