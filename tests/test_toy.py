@@ -15,16 +15,17 @@ from flm_core.toy.align import AlignLanguage
 from flm_core.toy.story import StoryLanguage
 
 STORY = language("toy:story")
-GOOD = "anna has 3 red apples . she gives 1 to ben . she finds 4 more . now anna has 6 red apples ."
+GOOD = "anna has 3 red apples . she gives 1 to ben . she finds 4 more apples . now anna has 6 red apples ."
 SMALL = StoryLanguage(female=("ann",), male=("bob", "cy"), colours=("red", "tan"), fruits=(("fig", "figs"),),
-                      max_count=2, max_events=2)
+                      max_count=2, min_events=1, max_events=2)
 
 
 def test_a_valid_story_has_its_exact_probability():
     check = check_text(STORY, GOOD)
     assert check.valid and check.constraint is None
-    # owner, colour, fruit, N0, #events; give from 3 (branch 1/2, k of 3, recipient of 15); find from 2 (1/2, k of 7)
-    expected = -math.log(16 * 6 * 6 * 9 * 3) + math.log(0.5 / 3 / 15) + math.log(0.5 / 7)
+    # owner, colour, fruit, N0, #events (2 or 3); give from 3 (branch 1/2, k of 3, recipient of 15); find from 2
+    # (1/2, k of 7)
+    expected = -math.log(16 * 6 * 6 * 9 * 2) + math.log(0.5 / 3 / 15) + math.log(0.5 / 7)
     assert check.log_prob == pytest.approx(expected, abs=1e-12)
     assert check.attributes == {"owner": "anna", "colour": "red", "fruit": "apples", "start": 3, "events": 2,
                                 "end": 6}
@@ -34,21 +35,24 @@ def test_a_valid_story_has_its_exact_probability():
     (GOOD.replace("she gives", "he gives"), "pronoun", 6),
     (GOOD.replace("has 3 red apples", "has 1 red apples"), "plural", 4),
     (GOOD.replace("gives 1", "gives 4"), "count", 8),
-    (GOOD.replace("finds 4", "finds 8"), "count", 14),
+    (GOOD.replace("finds 4 more apples", "finds 8 more apples"), "count", 14),
     (GOOD.replace("to ben", "to anna"), "recipient", 10),
-    (GOOD.replace("now anna", "now mia"), "owner", 18),
-    (GOOD.replace("has 6", "has 5"), "total", 20),
-    (GOOD.replace("6 red", "6 blue"), "colour", 21),
-    (GOOD.replace("6 red apples", "6 red pears"), "fruit", 22),
-    (GOOD.replace("6 red apples", "6 red apple"), "plural", 22),
+    (GOOD.replace("more apples", "more pears"), "fruit", 16),
+    (GOOD.replace("more apples", "more apple"), "plural", 16),
+    (GOOD.replace("now anna", "now mia"), "owner", 19),
+    (GOOD.replace("has 6", "has 5"), "total", 21),
+    (GOOD.replace("6 red", "6 blue"), "colour", 22),
+    (GOOD.replace("6 red apples", "6 red pears"), "fruit", 23),
+    (GOOD.replace("6 red apples", "6 red apple"), "plural", 23),
     (GOOD.replace("red apples .", "red apples", 1), "grammar", 5),
     (GOOD.replace("ben", "bob"), "vocabulary", 10),
-    (GOOD + " anna", "grammar", 24),
-    (GOOD.replace(" . now", " .\nnow"), "grammar", 17),
-    ("anna has 3 red apples . now anna has 3 red apples .", "grammar", 6),
-    ("anna has 0 red apples . she finds 1 more . now anna has 1 red apple .", "count", 2),
-    ("anna has 3 red apples . she finds 1 more . she finds 1 more . she finds 1 more . she finds 1 more . "
-     "now anna has 7 red apples .", "grammar", 21),
+    (GOOD + " anna", "grammar", 25),
+    (GOOD.replace(" . now", " .\nnow"), "grammar", 18),
+    ("anna has 3 red apples . she gives 1 to ben . now anna has 2 red apples .", "grammar", 12),
+    ("anna has 0 red apples . she finds 1 more apple . she finds 1 more apple . now anna has 2 red apples .",
+     "count", 2),
+    ("anna has 3 red apples . she finds 1 more apple . she finds 1 more apple . she finds 1 more apple . "
+     "she finds 1 more apple . now anna has 7 red apples .", "grammar", 24),
     ("anna has 3", "grammar", 3),
     ("", "grammar", 0),
 ])
