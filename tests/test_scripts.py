@@ -37,11 +37,13 @@ def export_targets(calls: list[list[str]]) -> list[str]:
     return [call[call.index("--out") + 1] for call in calls if call[:3] == ["-m", "flm_core", "export"]]
 
 
-@pytest.mark.parametrize("script, kinds", [("train_shipped.sh", {"flm", "fmlm", "mdlm", "ar"}),
-                                           ("continue_shipped.sh", {"flm", "fmlm", "mdlm"})])
-def test_scripts_export_under_their_run_folder_by_default(script, kinds, tmp_path):
+@pytest.mark.parametrize("script, names", [
+    ("train_shipped.sh", {"flm-wiki", "fmlm-wiki", "mdlm-wiki", "ar-wiki"}),
+    ("continue_shipped.sh", {"flm-wiki", "fmlm-wiki", "mdlm-wiki"}),
+    ("train_toy.sh", {"flm-toy", "fmlm-toy", "mdlm-toy", "ar-toy"})])
+def test_scripts_export_under_their_run_folder_by_default(script, names, tmp_path):
     targets = export_targets(run_script(script, tmp_path))
-    assert {Path(t).name for t in targets} == {f"{kind}-wiki" for kind in kinds}
+    assert {Path(t).name for t in targets} == names
     assert all(Path(t).parent == tmp_path / "runs" / "export" for t in targets), targets
 
 
