@@ -12,6 +12,7 @@ from flm_core.kinds import Kind, kind_of
 from app.kind_style import kind_label, kind_rank
 from flm_core.errors import one_line
 from flm_core.checkpoint import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE
+from flm_core.toy import TOY_PREFIX, is_toy
 
 ENV_CHECKPOINTS = "FLM_EXPLORER_CHECKPOINTS"
 ENV_BENCHMARKS = "FLM_EXPLORER_BENCHMARKS"
@@ -20,7 +21,8 @@ ENV_ALLOW = "FLM_EXPLORER_ALLOW_PATHS"
 
 @dataclass(frozen=True)
 class CheckpointInfo:
-    """One checkpoint directory as listed by the picker (config.json parsed by flm_core)."""
+    """One checkpoint directory as listed by the picker (config.json parsed by flm_core). source: its training
+    data's source (config.data["source"]; "toy:story" for a toy-language model), None where unknown."""
 
     name: str
     path: str
@@ -29,12 +31,19 @@ class CheckpointInfo:
     seq_len: int | None
     mtime: float
     error: str | None = None
+    source: str | None = None
+
+    @property
+    def toy(self) -> bool:
+        """Trained on a synthetic toy language (flm_core.toy), not on a corpus."""
+        return is_toy(self.source)
 
     @property
     def label(self) -> str:
         if self.error:
             return f"{self.name} (unreadable)"
-        return f"{kind_label(self.kind)} · {self.name}"
+        toy = f" · toy language ({str(self.source).removeprefix(TOY_PREFIX)})" if self.toy else ""
+        return f"{kind_label(self.kind)} · {self.name}{toy}"
 
     @property
     def spec(self) -> Kind:
@@ -65,7 +74,7 @@ def describe_checkpoint(path: str | Path) -> CheckpointInfo:
     missing = [f for f in (WEIGHTS_FILE, TOKENIZER_FILE) if not (path / f).is_file()]
     error = f"{path}: missing {', '.join(missing)}" if missing else None
     return CheckpointInfo(path.name, str(path), config.kind, config.model.vocab_size, config.model.seq_len,
-                          mtime, error)
+                          mtime, error, config.data.get("source"))
 
 
 def authors_checkpoints() -> list[CheckpointInfo]:
@@ -91,7 +100,8 @@ def authors_checkpoints() -> list[CheckpointInfo]:
 
 def scan_checkpoints(roots: Iterable[Path], extra: Iterable[str] = (),
                      found: Iterable[CheckpointInfo] = ()) -> list[CheckpointInfo]:
-    """Every <root>/*/config.json plus user-added directories and `found` ones, sorted by kind then name."""
+    """Every <root>/*/config.json plus user-added directories and `found` ones, sorted by kind then name, toy-language
+    models after corpus ones (the pickers' first choices stay the corpus models)."""
     seen: dict[str, CheckpointInfo] = {str(Path(info.path).resolve()): info for info in found}
     for root in roots:
         root = Path(root)
@@ -103,7 +113,7 @@ def scan_checkpoints(roots: Iterable[Path], extra: Iterable[str] = (),
     for path in extra:
         info = describe_checkpoint(path)
         seen.setdefault(str(Path(info.path).resolve()), info)
-    return sorted(seen.values(), key=lambda c: (c.error is not None, kind_rank(c.kind), c.name))
+    return sorted(seen.values(), key=lambda c: (c.error is not None, c.toy, kind_rank(c.kind), c.name))
 
 
 def allowed_roots(env: dict[str, str] | None = None, repo_root: Path | None = None) -> list[Path]:
