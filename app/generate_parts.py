@@ -11,7 +11,7 @@ import streamlit as st
 from flm_core.bench import ENTROPY_TOLERANCE
 from flm_core.cards import read_card_data
 from flm_core.kinds import kind_of
-from app import common, render
+from app import common, render, toy_runs
 from app.bench_table import read_benchmarks
 from app.headline import (bench_index, bench_model, bench_source, live_phrase, matched_entries, matched_sentence,
                           read_bench_result, speed_phrase)
@@ -78,7 +78,7 @@ def note(run: dict, bench: dict[str, Any], brief: bool) -> str:
 def show_quality_overview(runs: Sequence[dict], bench: dict[str, Any], big: bool) -> None:
     """The note that says what the models are, with real text's figures for scale."""
     if runs:
-        st.markdown(overview([facts(r) for r in runs], bench["data"], brief=big))
+        st.markdown(toy_runs.overview(runs) or overview([facts(r) for r in runs], bench["data"], brief=big))
 
 
 def show_headline(runs: Sequence[dict], bench: dict[str, Any], big: bool) -> None:
@@ -163,7 +163,8 @@ def show_lane(run: dict, bench: dict[str, Any], big: bool, size: str | None, nar
     if run["prefix"] and gen.steps == 1 and not kind_of(run["kind"]).discrete:  # said where the texts are
         st.caption("⚠ At 1 step the prompt is invisible (the run starts from pure noise): it is written in and the "
                    "rest is unconditional.")
-    st.html(render.texts_html(gen.texts, run["kind"], big=big, run=f"{run['created']:.6f}", size=size))
+    if not toy_runs.show_texts(run, big, size):  # a toy model's samples come with their verdicts
+        st.html(render.texts_html(gen.texts, run["kind"], big=big, run=f"{run['created']:.6f}", size=size))
 
 
 def real_text_sources(runs: Sequence[dict], bench: dict[str, Any]) -> list[Path]:
@@ -182,8 +183,10 @@ def real_text_sources(runs: Sequence[dict], bench: dict[str, Any]) -> list[Path]
 
 def show_real_text(runs: Sequence[dict], bench: dict[str, Any], seed: int, big: bool, size: str | None) -> None:
     """Real validation text beside the samples, as long as they are: for scale."""
-    st.markdown("#### Real text · validation")
     n = max((r["n"] for r in runs), default=2)
+    if toy_runs.show_generator_texts(runs, n, seed, big, size):  # a toy language's real text is its generator's
+        return
+    st.markdown("#### Real text · validation")
     length = int(statistics.mean(len(t) for r in runs for t in r["gen"].texts)) if runs else 600
     texts, source = read_val_texts(real_text_sources(runs, bench))
     if not texts:
