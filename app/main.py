@@ -1,7 +1,8 @@
 """FLM Explorer: `streamlit run app/main.py`.
 
 Real runs of the checkpoints under $FLM_EXPLORER_CHECKPOINTS (default ./checkpoints), through
-flm_core only. Pages: Generate (home), Trajectory, Time, Benchmarks, Training.
+flm_core only. Pages: Generate (home), Why one step works (toy language), Trajectory, Time, Benchmarks,
+Training.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ st.set_page_config(page_title="FLM Explorer", page_icon=":material/waves:", layo
 PAGES = ROOT / "app" / "views"  # not pages/: that name turns on legacy page discovery
 pages = [
     st.Page(PAGES / "generate.py", title="Generate", icon=":material/auto_awesome:", default=True, url_path="generate"),
+    st.Page(PAGES / "one_step.py", title="Why one step works", icon=":material/join:", url_path="one-step"),
     st.Page(PAGES / "trajectory.py", title="Trajectory", icon=":material/timeline:", url_path="trajectory"),
     st.Page(PAGES / "time_schedule.py", title="Time", icon=":material/schedule:", url_path="time"),
     st.Page(PAGES / "benchmarks.py", title="Benchmarks", icon=":material/leaderboard:", url_path="benchmarks"),
