@@ -8,13 +8,14 @@ import torch
 from flm_core.kinds import kind_of
 from flm_core.schedule import STEP_GRID, decoding_error
 from flm_core.trajectory import SKETCH_DIM, TOP_K, sketch_matrix
-from app import charts, common, knobs as sampler_knobs, render, sync_view
+from app import charts, common, knobs as sampler_knobs, render, sync_view, toy_runs
 from app.export import denoising_frames, export_run
 from app.maps import sketch_map
 from app.phrases import steps_phrase
 from app.record import (argmax_changes, blank_view, frame_indices, next_play_frame, not_final_share, pending_share,
                         step_view)
 from app.simplex import state_ternary, ternary_path
+from app.toy_marks import focus_token, verdict_phrase
 
 PLAY_INTERVAL = 0.7  # seconds per frame while playing
 GIF_FRAMES = 40
@@ -122,7 +123,12 @@ L = run["seq_len"]
 
 c1, c2, _ = st.columns([1, 1, 2])
 sample = c1.selectbox("Sample", range(run["n"]), key=f"traj_sample::{run_id}") if run["n"] > 1 else 0
-position = c2.number_input("Position (simplex view)", 0, L - 1, min(5, L - 1), key=f"traj_pos::{run_id}")
+toy = toy_runs.run_marks(run)
+mark = toy["marks"][sample] if toy else None  # a toy sample opens on its broken token (else its first word)
+position = c2.number_input("Position (simplex view)", 0, L - 1, focus_token(mark, L) if mark else min(5, L - 1),
+                           key=f"traj_pos::{run_id}::{sample}")
+if mark:
+    st.caption(f"{toy['source']} · sample {sample}: {verdict_phrase(mark)}")
 common.defaults(traj_views=list(VIEWS))
 views = st.pills("Views", VIEWS, selection_mode="multi", key="traj_views")
 st.caption(f"{spec.label} · {steps_phrase(gen.steps)}, {S} recorded · NFE {gen.nfe} · "
