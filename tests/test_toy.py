@@ -181,3 +181,19 @@ def test_one_per_block_refuses_a_document_that_does_not_fit():
     with pytest.raises(ValueError, match="does not fit"):
         one_per_block([[5, 6, 7, 8]], 4)
     assert np.array_equal(one_per_block([], 4), np.zeros((0, 4), dtype=np.uint16))
+
+
+def test_factorised_samples_keep_each_positions_marginal_and_lose_the_correlations():
+    from flm_core.toy.evaluation import factorised_samples, position_marginals
+
+    lang = AlignLanguage(vocab=4, length=3)
+    tokenizer = word_tokenizer(lang.words)
+    blocks = one_per_block([tokenizer.encode(d).ids for d in documents(lang, 4000, seed=0)], lang.seq_len)
+    marginals = position_marginals(blocks, tokenizer.get_vocab_size())
+    assert marginals.shape == (4, 7) and np.allclose(marginals.sum(1), 1)
+    assert marginals[0, SEP_ID] == 1.0  # the document start
+    samples = factorised_samples(marginals, 20_000, seed=1)
+    assert np.abs(position_marginals(samples, 7) - marginals).max() < 0.02
+    valid = np.mean([check_ids(lang, tokenizer, row)[0].valid for row in samples[:2000]])
+    assert abs(valid - 4 * 0.25 ** 3) < 0.03  # P(three independent uniform words agree) = 4 / 4^3
+    assert np.array_equal(factorised_samples(marginals, 5, seed=2), factorised_samples(marginals, 5, seed=2))

@@ -4,6 +4,8 @@
         -> entropy, toy_validity (share of valid samples), toy_distance (flm_core.toy.distance),
            toy_failures (samples per first broken constraint)
     toy_source(sources) -> "toy:NAME" when every model was trained on that toy language, None for corpus models
+    position_marginals(blocks, K) / factorised_samples(marginals, n, seed)
+        -> what one step of a sampler that decides positions independently writes with a *perfect* network
 
 `bench` and `evaluate` use a ToyReference in place of the corpus reference; its data row is num_samples
 documents drawn from the generator (seed), scored the same way: the finite-sample floor of the distance.
@@ -68,3 +70,18 @@ class ToyReference:
         return {"entropy": metrics.unigram_entropy(tokens),
                 "toy_validity": sum(c.valid for c in checks) / len(checks),
                 "toy_distance": distance(self.language, checks), "toy_failures": failures(checks)}
+
+
+def position_marginals(blocks, vocab_size: int) -> np.ndarray:
+    """(L, K): the share of each token at each position of (N, L) token blocks."""
+    blocks = np.asarray(blocks)
+    return np.stack([np.bincount(blocks[:, i], minlength=vocab_size) / len(blocks) for i in range(blocks.shape[1])])
+
+
+def factorised_samples(marginals: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """(n, L) blocks whose positions are drawn independently from their marginals: MDLM's one step from the
+    all-masked state with a perfect denoiser (an exact posterior per position, no correlations)."""
+    rng = np.random.default_rng(seed)
+    cdf = np.cumsum(marginals, axis=1)
+    u = rng.random((n, marginals.shape[0], 1))
+    return np.minimum((u > cdf[None]).sum(-1), marginals.shape[1] - 1)
