@@ -3,6 +3,7 @@
     evaluate_checkpoint(...)  -> one dict (the `evaluate` CLI)
     run_bench(...)            -> {"rows", "speedups", "environment", "settings"} (the `bench` CLI)
     write_outputs(result, out) -> benchmarks.json, benchmarks.md, benchmarks.html, benchmarks.plotly.json
+                                  (another name: the toy models' table is benchmarks-toy.*)
     matched_speedups(rows)    -> how much faster one-step FMLM is than each other model at equal quality
 
 A row holds: model, checkpoint, kind, steps, nfe, num_samples, seed, seconds (median generation
@@ -662,11 +663,11 @@ def update_model_cards(result: dict[str, Any]) -> list[str]:
     return written
 
 
-def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike) -> dict[str, str]:
-    """Write benchmarks.json, benchmarks.md, benchmarks.html (self-contained) and benchmarks.plotly.json."""
+def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike, name: str = "benchmarks") -> dict[str, str]:
+    """Write NAME.json, NAME.md, NAME.html (self-contained) and NAME.plotly.json (NAME: benchmarks)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / f"benchmarks.{name}" for name in ("json", "md", "html", "plotly.json")}
+    paths = {suffix: out / f"{name}.{suffix}" for suffix in ("json", "md", "html", "plotly.json")}
     atomic_write_text(paths["json"], json.dumps(json_safe(result), indent=2) + "\n")
     atomic_write_text(paths["md"], markdown_table(result))
     fig = figure(result)

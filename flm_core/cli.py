@@ -181,7 +181,7 @@ def _bench(args: argparse.Namespace) -> None:
                        max_steps=args.max_steps, num_samples=args.num_samples, seed=args.seed,
                        repeats=args.repeats, mauve=not args.no_mauve, device=args.device, renoise=args.renoise,
                        guide=args.guide, guidance=args.guidance)
-    paths = write_outputs(result, args.out)
+    paths = write_outputs(result, args.out, args.name)
     if args.update_cards:
         paths["cards"] = update_model_cards(result)
     for s in result["speedups"]:
@@ -251,10 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare-data", help="corpus -> tokenizer + packed token blocks")
     p.add_argument("--source", default=DEFAULT_SOURCE,
-                   help="wiki-vital (default), a .txt/.jsonl file or folder, or lm1b/openwebtext/hf:NAME")
+                   help="wiki-vital (default), a .txt/.jsonl file or folder, lm1b/openwebtext/hf:NAME, or a "
+                        "synthetic language: toy:story, toy:align (generated, no files)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE)
-    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--vocab-size", type=int, default=None,
+                   help=f"BPE vocabulary (default {DEFAULT_VOCAB_SIZE}; a toy language fixes its own)")
+    p.add_argument("--seq-len", type=int, default=None,
+                   help=f"block length (default {DEFAULT_SEQ_LEN}; a toy language's own length)")
     p.add_argument("--val-fraction", type=float, default=0.02)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_prepare_data)
@@ -371,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flows (MDLM and AR run as usual): share eta in [0, 1] of fresh noise per step (0: the deterministic sampler)")
     _guidance_arguments(p, "guides the checkpoints of its kind; the others run unguided")
     p.add_argument("--no-mauve", action="store_true")
-    p.add_argument("--out", required=True, help="folder for benchmarks.json/.md/.html/.plotly.json")
+    p.add_argument("--out", required=True, help="folder for NAME.json/.md/.html/.plotly.json")
+    p.add_argument("--name", default="benchmarks", help="file name stem (the toy models' table: benchmarks-toy)")
     p.add_argument("--update-cards", action="store_true",
                    help="rewrite the Benchmark section (figures + unedited samples) of each checkpoint's README.md")
     p.set_defaults(func=_bench)
