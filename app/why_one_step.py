@@ -59,8 +59,8 @@ def explanation(lanes: Sequence[dict]) -> str:
     if (lane := by_role.get("factorised")) is not None:
         parts.append(f"**{lane['title']}: {_count(lane)}{_top_failure(lane)}.** From an all-masked sequence its one "
                      "step unmasks every position at once, each drawn independently from that position's own "
-                     "marginal: the sample comes from the product of the marginals, p(x₁) ⋯ p(x_L), not from the "
-                     "joint p(x₁, …, x_L). Each word can be likely where it stands, yet positions that the language "
+                     "marginal: the sample comes from the product of the marginals, $p(x_1) \\cdots p(x_L)$, not "
+                     "from the joint $p(x_1, \\dots, x_L)$. Each word can be likely where it stands, yet positions that the language "
                      "ties together (e.g. a name and its later pronoun) agree only by chance.")
     if (lane := by_role.get("flow map")) is not None:
         parts.append(f"**{lane['title']}: {_count(lane)}{_top_failure(lane)}.** Its one call maps the whole noise "
