@@ -1,7 +1,8 @@
 """The app in a real browser: `streamlit run app/main.py` driven by Debian chromium through Playwright.
 
 Generates with FLM and FMLM, measures the time from the click to the one-step FMLM text on screen,
-scrubs the trajectory and saves screenshots (copied to $FLM_SCREENSHOTS when set, for review).
+scrubs the trajectory, runs the toy world's "Why one step works" page and saves screenshots (copied to
+$FLM_SCREENSHOTS when set, for review).
 Skips cleanly when /usr/bin/chromium or the playwright package is missing.
 """
 from __future__ import annotations
@@ -64,6 +65,22 @@ def server(tmp_path_factory):
     if not checkpoints:
         _tiny_checkpoints(root)
         checkpoints = str(root)
+    yield from _serve(checkpoints, root)
+
+
+@pytest.fixture(scope="module")
+def toy_server(tmp_path_factory):
+    """The app over tiny toy:story checkpoints (tests/test_app_toy.py's)."""
+    root = tmp_path_factory.mktemp("browser_toy")
+    spec = importlib.util.spec_from_file_location("_flm_test_app_toy", Path(__file__).with_name("test_app_toy.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.make_toy_checkpoints(root)
+    yield from _serve(str(root), root)
+
+
+def _serve(checkpoints: str, root: Path):
+    """`streamlit run app/main.py` over `checkpoints` (its log in root): yields its URL, stops it afterwards."""
     port = _free_port()
     env = dict(os.environ, FLM_EXPLORER_CHECKPOINTS=checkpoints, PYTHONUNBUFFERED="1")
     env.pop("FLM_EXPLORER_BENCHMARKS", None)
@@ -266,5 +283,38 @@ def test_presentation_mode_fits_a_projector(server, browser, tmp_path):
     _settle(page)
     assert "presentation=1" in page.url
     assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
+    assert page.get_by_text("Traceback").count() == 0
+    assert not errors, errors
+
+
+def test_why_one_step_in_browser(toy_server, browser, tmp_path):
+    """The toy world's page in a real browser: the pickers start on mdlm-toy and fmlm-toy, one click runs the three
+    lanes at one step, and every sample shows one badge, the broken ones with their token highlighted."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1600})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(f"{toy_server}/one-step", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Why one step works", exact=True).wait_for(timeout=60_000)
+    _settle(page)
+    assert page.locator(".st-key-one_step_ckpt--factorised input").input_value() == (
+        "MDLM · mdlm-toy · toy language (story)")
+    assert page.locator(".st-key-one_step_ckpt--flow-map input").input_value() == "FMLM · fmlm-toy · toy language (story)"
+    _shot(page, tmp_path, "09_one_step_before")
+    page.locator(".st-key-one_step_run button").click()
+    page.get_by_role("heading", name="Why", exact=True).wait_for(timeout=120_000)
+    _settle(page)
+    _shot(page, tmp_path, "10_one_step_results")
+    for lane in ("mdlm", "fmlm", "flm"):
+        boxes = page.locator(f'.flm-toy[data-lane="{lane}"]')
+        assert boxes.count() == 8
+        broken = page.locator(f'.flm-toy[data-lane="{lane}"][data-valid="0"]')
+        assert broken.locator(".flm-toy-why").count() == broken.count()
+        assert boxes.locator(".flm-badge").count() == 8
+    why = page.get_by_text("product of the marginals")
+    assert why.count() == 1
+    why.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "11_one_step_why.png"))  # the viewport: the explanation in its numbers
+    if REVIEW_DIR != Path(""):
+        shutil.copy(tmp_path / "11_one_step_why.png", REVIEW_DIR)
     assert page.get_by_text("Traceback").count() == 0
     assert not errors, errors
