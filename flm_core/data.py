@@ -304,10 +304,14 @@ def prepare(
     return _write_folder(out_dir, source, settings, counts, blocks, tokenizer, val_docs)
 
 
-def prepare_toy(source: str, out_dir: str | os.PathLike, seq_len: int | None = None, seed: int = 0) -> dict:
-    """A toy language's data folder: TOY_DOCUMENTS train / val documents drawn from its generator
-    (seeds seed and seed + 1; duplicates kept, they are part of the law), its word-level tokenizer,
-    one document per block (`one_per_block`, L = the language's seq_len unless a longer one is given)."""
+def prepare_toy(source: str, out_dir: str | os.PathLike, seq_len: int | None = None, seed: int = 0,
+                documents: dict[str, int] | None = None) -> dict:
+    """A toy language's data folder: documents[split] (default TOY_DOCUMENTS) train / val documents drawn
+    from its generator (seeds seed and seed + 1; duplicates kept, they are part of the law), its word-level
+    tokenizer, one document per block (`one_per_block`, L = the language's seq_len unless a longer one is given)."""
+    counts_wanted = dict(TOY_DOCUMENTS if documents is None else documents)
+    if sorted(counts_wanted) != sorted(SPLITS) or min(counts_wanted.values()) < 1:
+        raise ValueError(f"documents must give a positive count for each of {SPLITS}, got {counts_wanted}")
     lang = toy_language(source)
     seq_len = lang.seq_len if seq_len is None else seq_len
     if seq_len < lang.seq_len:
@@ -316,13 +320,13 @@ def prepare_toy(source: str, out_dir: str | os.PathLike, seq_len: int | None = N
     counts: dict = {key: {} for key in ("documents", "tokens", "blocks")}
     blocks, docs = {}, {}
     for offset, split in enumerate(SPLITS):
-        docs[split] = toy_documents(lang, TOY_DOCUMENTS[split], seed + offset)
+        docs[split] = toy_documents(lang, counts_wanted[split], seed + offset)
         ids = [enc.ids for enc in tokenizer.encode_batch(docs[split])]
         blocks[split] = one_per_block(ids, seq_len)
         counts["documents"][split] = len(ids)
         counts["tokens"][split] = sum(map(len, ids)) + len(ids)
         counts["blocks"][split] = len(ids)
-    settings = {"vocab_size": None, "seq_len": seq_len, "seed": seed, "documents": dict(TOY_DOCUMENTS)}
+    settings = {"vocab_size": None, "seq_len": seq_len, "seed": seed, "documents": counts_wanted}
     return _write_folder(out_dir, f"toy:{lang.name}", settings, counts, blocks, tokenizer, docs["val"])
 
 

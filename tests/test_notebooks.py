@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = ["01_flows_on_the_simplex.ipynb", "02_train_flm.ipynb", "03_distill_fmlm.ipynb",
-             "04_evaluate.ipynb", "05_released_checkpoints.ipynb"]
+             "04_evaluate.ipynb", "05_released_checkpoints.ipynb", "06_toy_world.ipynb"]
 CELL_TIMEOUT_S = 300
 
 # CI-sized parameters; "out_dir" and "wiki_data" are filled in by the tests.
@@ -36,6 +36,9 @@ CI_PARAMETERS: dict[str, dict] = {
                                   shipped_samples=1, fmlm_steps=[1, 2], flm_steps=[1], reference_steps=2),
     "04_evaluate.ipynb": dict(results=None, steps=[1, 2], num_samples=2, val_blocks=2),
     "05_released_checkpoints.ipynb": dict(),
+    "06_toy_world.ipynb": dict(stories={"train": 300, "val": 20}, train_steps=3, distill_steps=2,
+                               shape=dict(hidden_size=16, n_blocks=1, n_heads=2, cond_dim=16), batch_size=8,
+                               num_samples=4, steps=[1, 2], perfect_samples=200, threads=1),
 }
 # Text each CI run must show (notebook 05 defaults to its 'not present' branch).
 EXPECTED_OUTPUT = {"05_released_checkpoints.ipynb": ["not present", "skipped"]}
