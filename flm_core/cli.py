@@ -347,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", help="prepared data folder (training n-grams, words, validation); a toy-language "
                                   "model needs none (its language's checker scores it)")
-    p.add_argument("--evaluator", help="AR checkpoint or local Hugging Face causal LM folder for Gen PPL")
+    p.add_argument("--evaluator", help="AR checkpoint, local Hugging Face causal LM folder, or a Hub id "
+                                       "(gpt2-large: the cache, else downloaded) for Gen PPL")
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
@@ -362,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="quality and speed of checkpoints x step counts -> OUT/benchmarks.*")
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--data", help="prepared data folder (not needed for toy-language models)")
-    p.add_argument("--evaluator", help="AR checkpoint or local Hugging Face causal LM folder for Gen PPL")
+    p.add_argument("--evaluator", help="AR checkpoint, local Hugging Face causal LM folder, or a Hub id "
+                                       "(gpt2-large: the cache, else downloaded) for Gen PPL")
     p.add_argument("--steps", type=int, nargs="+", default=list(STEP_GRID))
     p.add_argument("--max-steps", type=int, default=None, help="skip step counts above this")
     p.add_argument("--num-samples", type=int, default=16)
