@@ -14,15 +14,19 @@ def token_strings(tokenizer, vocab_size: int) -> list[str]:
     """Printable string of every token id (byte-level pieces decoded one by one; specials as symbols).
 
     A token that is only part of a UTF-8 character decodes to U+FFFD on its own; it is shown by its
-    bytes instead (e.g. "\\xe2\\x80"), so distinct tokens stay distinguishable in the views."""
+    bytes instead (e.g. "\\xe2\\x80"), so distinct tokens stay distinguishable in the views. A tokenizer
+    that writes a space between any two tokens (word-level: the toy languages) gets each word with a leading
+    space, as byte-level BPE has its word-initial tokens, so running text of the strings reads as decoding."""
     pieces = tokenizer.decode_batch([[i] for i in range(vocab_size)], skip_special_tokens=False)
+    words = [i for i in range(vocab_size) if i not in SPECIAL_SHOWN][:2]
+    spaced = len(words) == 2 and tokenizer.decode(words) == f"{pieces[words[0]]} {pieces[words[1]]}"
     out = []
     for i, piece in enumerate(pieces):
         if i in SPECIAL_SHOWN:
             out.append(SPECIAL_SHOWN[i])
             continue
         raw = token_bytes(tokenizer, i) if "\ufffd" in piece else None
-        out.append(piece if raw is None else raw.decode("utf-8", errors="backslashreplace"))
+        out.append((" " if spaced else "") + (piece if raw is None else raw.decode("utf-8", errors="backslashreplace")))
     return out
 
 

@@ -83,7 +83,7 @@ def sample_html(mark: Mark, ids: Sequence[int], tokens: Sequence[str], lane: str
     """One sample: its badge, its story's tokens (a separator inside the story as ⏎; the broken token, or a ∅
     where the story stopped short, highlighted) and the checker's message."""
     ids = [int(i) for i in ids]
-    words = [_cell(tokens[t], f"token {i}", broken=i == mark.token) for i, t in enumerate(ids)
+    words = [_cell(tokens[t].strip() or tokens[t], f"token {i}", broken=i == mark.token) for i, t in enumerate(ids)
              if mark.start <= i < mark.end]
     if mark.token is not None and not mark.start <= mark.token < mark.end:
         words.append(_cell("∅", f"token {mark.token}: nothing there", broken=True))

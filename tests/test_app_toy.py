@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from app import catalogue
+from app.tokens_view import token_strings
 from app.toy_marks import Mark, focus_token, marks, samples_html, tally
 from app.why_one_step import explanation, headline
 from conftest import train_args
@@ -217,6 +218,17 @@ def test_trajectory_opens_a_toy_sample_on_its_broken_token(monkeypatch, toy_root
         assert any(c.value.startswith(f"Position {position.value}:") for c in at.caption)  # the simplex view's
     page = " ".join(str(h.proto.body) for h in at.get("html"))
     assert "flm-superposition" in page and page.count('class="flm-cell"') == STORY.seq_len
+    superposition = page[page.index("flm-superposition"):]
+    assert "·" not in superposition  # words: no word-start dots in the cells
+
+
+def test_token_strings_of_a_word_level_vocabulary_read_as_running_text():
+    tokenizer, tokens = _blocks(documents(STORY, 2, seed=1))
+    table = token_strings(tokenizer, tokenizer.get_vocab_size())
+    assert table[:4] == ["⏎", "░", "∅", f" {STORY.words[0]}"]
+    for row in tokens:
+        story = [t for t in row.tolist() if t != SEP_ID]
+        assert "".join(table[t] for t in story).strip() == tokenizer.decode(story)
 
 
 # --------------------------------------------------------------------------------------------

@@ -249,7 +249,8 @@ def grid_view(idx: int, moving: bool) -> None:
 def superposition_view(idx: int) -> None:
     st.markdown("**Superposition** — each position's top candidates at this step, opacity ∝ √probability; "
                 "the final token is underlined in red, the top-1 is bold.")
-    st.html(render.superposition_html(arrays["top_ids"][idx, sample], arrays["top_probs"][idx, sample], tokens,
+    cells = [t.strip() or t for t in tokens] if toy else tokens  # a toy vocabulary is words: no word-start dots
+    st.html(render.superposition_html(arrays["top_ids"][idx, sample], arrays["top_probs"][idx, sample], cells,
                                       arrays["final_tokens"][sample], arrays["pending"][idx, sample], big=big))
 
 
