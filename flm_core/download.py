@@ -19,9 +19,10 @@ from typing import Callable
 
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
 from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub.hf_api import RepoFile
 from tqdm.auto import tqdm
 
-from flm_core.authors import AUTHORS, AuthorsCheckpoint
+from flm_core.authors import AUTHORS, AuthorsCheckpoint, find
 from flm_core.checkpoint import CheckpointError, atomic_write_text
 from flm_core.errors import one_line
 
@@ -67,7 +68,7 @@ def fetch(repo_id: str, patterns: tuple[str, ...] = CHECKPOINT_FILES, progress: 
     api = HfApi()
     try:
         commit = api.model_info(repo_id, revision=revision).sha
-        listing = [f for f in api.list_repo_tree(repo_id, revision=commit, recursive=True) if hasattr(f, "blob_id")]
+        listing = [f for f in api.list_repo_tree(repo_id, revision=commit, recursive=True) if isinstance(f, RepoFile)]
     except Exception as err:  # offline, refused, missing repo: one line
         raise DownloadError(f"{repo_id}: the Hub at {constants.ENDPOINT} did not answer ({_reason(err)}); "
                             f"{instructions(repo_id)}") from None
@@ -128,8 +129,6 @@ def hub_model(repo_id: str, patterns: tuple[str, ...] = EVALUATOR_FILES) -> Path
 
 def download_all(references: list[str], progress_bars: bool = True) -> list[Path]:
     """`python -m flm_core download ID|all`: each checkpoint with a byte progress bar; their folders."""
-    from flm_core.authors import find
-
     entries = list(AUTHORS) if [r.lower() for r in references] == ["all"] else [find(r) for r in references]
     folders = []
     for entry in entries:
@@ -161,7 +160,7 @@ def _relay(advance: Callable[[int], None]) -> type:
     return Relay
 
 
-def _verify(repo_id: str, entry, path: Path) -> None:
+def _verify(repo_id: str, entry: RepoFile, path: Path) -> None:
     """sha256 of an LFS file, or the git blob sha1 of a plain one, against the Hub's listing; a mismatch
     deletes the cached file (its blob and its snapshot link) and raises."""
     lfs = getattr(entry, "lfs", None)
