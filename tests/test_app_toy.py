@@ -4,6 +4,7 @@ and the pure helpers (app.toy_marks, app.why_one_step) on hand-made samples."""
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from app.tokens_view import token_strings
 from app.toy_marks import Mark, focus_token, marks, samples_html, tally
 from app.why_one_step import explanation, headline
 from conftest import train_args
+from flm_core import bench
 from flm_core.cli import main
 from flm_core.data import one_per_block, prepare
 from flm_core.pipeline import load
@@ -47,17 +49,28 @@ def toy_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def toy_bench(toy_root) -> Path:
+    """benchmarks-toy.json (and .md, ...) of the tiny toy models at 1 and 2 steps, in toy_root."""
+    result = bench.run_bench([str(toy_root / f"{k}-toy") for k in ("fmlm", "flm", "mdlm")], steps=[1, 2], num_samples=4,
+                             repeats=1)
+    return Path(bench.write_outputs(result, toy_root, name="benchmarks-toy")["json"])
+
+
+@pytest.fixture(scope="module")
 def corpus_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus_app")
     make_tiny_checkpoints(root)
     return root
 
 
-def _app(monkeypatch, *roots: Path):
+def _app(monkeypatch, *roots: Path, benchmarks: Path | None = None):
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv(catalogue.ENV_CHECKPOINTS, os.pathsep.join(str(r) for r in roots))
-    monkeypatch.delenv(catalogue.ENV_BENCHMARKS, raising=False)
+    if benchmarks is None:
+        monkeypatch.delenv(catalogue.ENV_BENCHMARKS, raising=False)
+    else:
+        monkeypatch.setenv(catalogue.ENV_BENCHMARKS, str(benchmarks))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     _ok(at)
@@ -150,8 +163,8 @@ def test_generate_marks_toy_samples_and_leaves_corpus_lanes_plain(monkeypatch, t
 # --------------------------------------------------------------------------------------------
 # Why one step works
 # --------------------------------------------------------------------------------------------
-def test_why_one_step_runs_mdlm_fmlm_and_flm_at_one_step_from_one_seed(monkeypatch, toy_root, corpus_root):
-    at = _app(monkeypatch, corpus_root, toy_root)
+def test_why_one_step_runs_mdlm_fmlm_and_flm_at_one_step_from_one_seed(monkeypatch, toy_root, corpus_root, toy_bench):
+    at = _app(monkeypatch, corpus_root, toy_root, benchmarks=toy_bench.with_name("benchmarks.json"))
     at.switch_page("views/one_step.py").run()
     _ok(at)
     assert at.title[0].value == "Why one step works"
@@ -177,6 +190,10 @@ def test_why_one_step_runs_mdlm_fmlm_and_flm_at_one_step_from_one_seed(monkeypat
     assert any(m.value == (f"One network call each, seed 3: MDLM@1 · mdlm-toy **{counts['mdlm']} of 5 valid** · "
                            f"FMLM@1 · fmlm-toy **{counts['fmlm']} of 5 valid** · FLM@1 · flm-toy "
                            f"**{counts['flm']} of 5 valid**") for m in at.markdown)
+    rows = {(r["model"], r["steps"]): r for r in json.loads(toy_bench.read_text())["rows"]}
+    assert ("In the benchmark (`benchmarks-toy.json`, 4 samples each, one step): " + " · ".join(
+        f"{m}-toy {100 * rows[(f'{m}-toy', 1)]['toy_validity']:.0f} % valid" for m in ("mdlm", "fmlm", "flm"))
+            in [c.value for c in at.caption])
     why = next(m.value for m in at.markdown if "product of the marginals" in m.value)
     assert f"**MDLM@1 · mdlm-toy: {counts['mdlm']} of 5 valid" in why and "superposition" in why
 
@@ -184,6 +201,20 @@ def test_why_one_step_runs_mdlm_fmlm_and_flm_at_one_step_from_one_seed(monkeypat
     at.button(key="one_step_run").click().run()
     _ok(at)
     assert [at.session_state["runs"][i]["kind"] for i in at.session_state["one_step_runs"]] == ["mdlm", "fmlm"]
+
+
+def test_benchmarks_page_draws_the_toy_benchmark(monkeypatch, toy_root, toy_bench):
+    at = _app(monkeypatch, toy_root, benchmarks=toy_bench.with_name("benchmarks.json"))
+    at.switch_page("views/benchmarks.py").run()
+    _ok(at)
+    assert [s.value for s in at.subheader] == ["Toy language: validity and distance"]
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "validity vs time" in c.proto.spec)
+    assert {t["xaxis"] for t in spec["data"]} == {"x", "x2", "x3", "x4"} and spec["data"][0]["text"] == ["1", "2"]
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["fmlm-toy"] * 2 + ["flm-toy"] * 2 + ["mdlm-toy"] * 2 + ["data (generator)"]
+    rows = json.loads(toy_bench.read_text())["rows"]
+    assert list(table["toy_validity"]) == [r["toy_validity"] for r in rows] and table["toy_validity"].iloc[-1] == 1.0
+    assert list(table["broken"]) == [", ".join(f"{k} {v}" for k, v in r["toy_failures"].items()) for r in rows]
 
 
 def test_why_one_step_without_toy_checkpoints_says_how_to_get_them(monkeypatch, corpus_root):

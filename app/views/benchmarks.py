@@ -1,10 +1,11 @@
-"""Benchmarks: Gen PPL vs time per sample from checkpoints/benchmarks.json, plus this session's runs."""
+"""Benchmarks: Gen PPL vs time per sample from checkpoints/benchmarks.json, the toy models' validity and distance from
+checkpoints/benchmarks-toy.json, plus this session's runs."""
 from __future__ import annotations
 
 import streamlit as st
 
 from flm_core.bench import DEGENERATE_ENTROPY, degenerate
-from app import charts, common
+from app import charts, common, toy_bench
 from app.bench_table import BENCH_FIELDS, model_rows, quality_points, read_benchmarks
 from app.quality import data_row
 
@@ -53,6 +54,7 @@ if rows:
                                 "mauve": st.column_config.NumberColumn("MAUVE", format="%.3f"),
                                 "memorization": st.column_config.NumberColumn("memorization", format="%.3f"),
                                 "word_validity": st.column_config.NumberColumn("word validity", format="%.3f")})
+toy_bench.show(big)  # the toy models' benchmark, where there is one
 if session:
     st.subheader("Your runs this session")
     st.dataframe(session, hide_index=True,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from flm_core.errors import one_line
-from app import common, toy_runs
+from app import common, toy_bench, toy_runs
 from app.lane_specs import lane_title
 from app.why_one_step import explanation, headline, role
 
@@ -83,6 +83,8 @@ def lane_summary(run: dict) -> dict:
 
 summaries = [lane_summary(run) for run in runs]
 st.markdown(headline(summaries, st.session_state.get("one_step_seed_run", seed)))
+if (reference := toy_bench.one_step_phrase(runs)) is not None:  # the same checkpoints on many more samples
+    st.caption(reference)
 size = "1.05rem" if big and len(runs) <= 2 else "0.9rem" if big else None
 for col, run, summary in zip(st.columns(len(runs)), runs, summaries):
     with col:
