@@ -20,6 +20,7 @@ from app.lanes import live_speedups
 from app.phrases import steps_phrase, times_phrase
 from app.quality import (VAL_TEXTS, bench_row, card_facts, data_row, lane_note, overview, quality_phrase,
                          read_val_texts, real_samples)
+from app.toy_bench import toy_bench_path
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -28,14 +29,18 @@ def _bench_file(path: str, mtime: float) -> dict[str, Any]:
     return {"rows": rows, "message": message, "result": read_bench_result(path)}
 
 
-def bench_context() -> dict[str, Any]:
-    """The benchmark beside the checkpoints: rows, the real-text row, speedups and which folder is which model."""
-    path = common.benchmarks_path()
+def _bench(path: Path) -> dict[str, Any]:
     mtime = path.stat().st_mtime if path.is_file() else 0.0
     bench = dict(_bench_file(str(path), mtime), path=path)
     bench["data"] = data_row(bench["rows"])
     bench["index"] = bench_index(bench["rows"], path, common.REPO_ROOT)
     return bench
+
+
+def bench_context() -> dict[str, Any]:
+    """The benchmark beside the checkpoints: rows, the real-text row, speedups and which folder is which model;
+    under "toy", the same for the toy models' benchmark (benchmarks-toy.json)."""
+    return dict(_bench(common.benchmarks_path()), toy=_bench(toy_bench_path()))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -65,8 +70,10 @@ def title(run: dict, name: bool = True) -> str:
 
 
 def note(run: dict, bench: dict[str, Any], brief: bool) -> str:
-    """The lane's line: size, training, quality (brief: the quality alone, for presentation mode)."""
+    """The lane's line: size, training, quality (brief: the quality alone, for presentation mode); a toy model's
+    quality from the toy benchmark."""
     spec = kind_of(run["kind"])
+    bench = bench["toy"] if toy_runs.run_marks(run) else bench
     model = bench_model(bench["index"], run["path"])
     row = bench_row(bench["rows"], model, run["gen"].steps, spec.fixed_steps)
     if brief:

@@ -1,6 +1,7 @@
 """Quality said out loud: what the models are (size and training time from each checkpoint's card data,
 flm_core.cards.read_card_data), how good their text is (the benchmark's Gen PPL and word validity against the
-"data (validation)" row), and real validation text to show beside the samples. Pure functions."""
+"data (validation)" row; a toy model's validity and distance against its generator's), and real validation text
+to show beside the samples. Pure functions."""
 from __future__ import annotations
 
 import json
@@ -69,6 +70,10 @@ def quality_phrase(row: dict | None, data: dict | None, steps: int, benchmarked:
     if words is not None:
         ref = f" (real text {100 * data['word_validity']:.0f} %)" if data and data.get("word_validity") else ""
         parts.append(f"{100 * words:.0f} % real words{ref}")
+    if row.get("toy_validity") is not None:  # a toy-language model, scored by the language's checker
+        ref = (f" (the generator's own {data['toy_distance']:.2f})" if data and data.get("toy_distance") is not None
+               else "")
+        parts.append(f"{100 * row['toy_validity']:.0f} % valid, distance {row['toy_distance']:.2f}{ref}")
     reference = data or degenerate_of
     if degenerate(row, reference):
         parts.append("repeats itself" if data is None else

@@ -126,8 +126,8 @@ def test_toy_checkpoints_are_labelled_and_listed_after_corpus_ones(toy_root, cor
 # --------------------------------------------------------------------------------------------
 # Generate: one badge per toy sample, the broken token highlighted; corpus lanes unchanged
 # --------------------------------------------------------------------------------------------
-def test_generate_marks_toy_samples_and_leaves_corpus_lanes_plain(monkeypatch, toy_root, corpus_root):
-    at = _app(monkeypatch, corpus_root, toy_root)
+def test_generate_marks_toy_samples_and_leaves_corpus_lanes_plain(monkeypatch, toy_root, corpus_root, toy_bench):
+    at = _app(monkeypatch, corpus_root, toy_root, benchmarks=toy_bench.with_name("benchmarks.json"))
     sidebar = " ".join(m.value for m in at.sidebar.markdown)
     assert "**FMLM · fmlm-toy · toy language (story)** · K=56 · L=32" in sidebar
     assert [Path(lane["path"]).name for lane in at.session_state["lanes"]] == ["tiny_fmlm", "tiny_flm"]  # corpus first
@@ -140,6 +140,12 @@ def test_generate_marks_toy_samples_and_leaves_corpus_lanes_plain(monkeypatch, t
     at.button(key="generate").click().run()
     _ok(at)
     runs = {Path(r["path"]).name: r for r in at.session_state["runs"].values()}
+    rows = {(r["model"], r["steps"]): r for r in json.loads(toy_bench.read_text())["rows"]}
+    floor = rows[("data (generator)", None)]["toy_distance"]
+    for name, steps in (("fmlm-toy", 1), ("mdlm-toy", 2)):  # each toy lane's quality: the toy benchmark's
+        row = rows[(name, steps)]
+        assert any(f"{100 * row['toy_validity']:.0f} % valid, distance {row['toy_distance']:.2f} (the generator's own "
+                   f"{floor:.2f})" in c.value for c in at.caption)
     for name, kind in (("fmlm-toy", "fmlm"), ("mdlm-toy", "mdlm")):
         expected = _expected(toy_root / name, runs[name]["gen"].tokens)
         _assert_marked(_toy_boxes(at, kind), expected)
