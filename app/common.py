@@ -106,7 +106,9 @@ def apply_style() -> None:
 # Their widgets take their first value from `defaults`, never from value=/default= (both at once warn).
 KEPT_SETTINGS = {"num_samples", "seed", "prompt", "ending", "time_ckpt", "time_steps", "time_k",
                  "train_ckpts", "train_metrics", "traj_new_ckpt", "traj_new_steps", "traj_new_n", "traj_new_seed",
-                 "traj_views", "map_method", "traj_mode", "sync_clock", "show_real", *sampler_knobs.KEYS}
+                 "traj_views", "map_method", "traj_mode", "sync_clock", "show_real", "one_step_n", "one_step_seed",
+                 "one_step_flow", "one_step_ckpt::factorised", "one_step_ckpt::flow map", "one_step_ckpt::flow",
+                 *sampler_knobs.KEYS}
 
 
 def keep_settings() -> None:

@@ -203,6 +203,9 @@ def test_why_one_step_runs_mdlm_fmlm_and_flm_at_one_step_from_one_seed(monkeypat
     why = next(m.value for m in at.markdown if "product of the marginals" in m.value)
     assert f"**MDLM@1 · mdlm-toy: {counts['mdlm']} of 5 valid" in why and "superposition" in why
 
+    at.switch_page("views/generate.py").run()  # the page's settings outlive a visit elsewhere
+    at.switch_page("views/one_step.py").run()
+    assert (at.number_input(key="one_step_n").value, at.number_input(key="one_step_seed").value) == (5, 3)
     at.toggle(key="one_step_flow").set_value(False).run()  # two lanes
     at.button(key="one_step_run").click().run()
     _ok(at)
