@@ -115,16 +115,11 @@ def hub_model(repo_id: str, patterns: tuple[str, ...] = EVALUATOR_FILES) -> Path
     folder = cached(repo_id, patterns)
     if folder is not None:
         return folder
-    bar = tqdm(total=0, unit="B", unit_scale=True, desc=repo_id)
-
-    def show(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    show, close = _byte_bar(repo_id)
     try:
         return fetch(repo_id, patterns, progress=show)
     finally:
-        bar.close()
+        close()
 
 
 def download_all(references: list[str], progress_bars: bool = True) -> list[Path]:
@@ -132,17 +127,25 @@ def download_all(references: list[str], progress_bars: bool = True) -> list[Path
     entries = list(AUTHORS) if [r.lower() for r in references] == ["all"] else [find(r) for r in references]
     folders = []
     for entry in entries:
-        bar = tqdm(total=entry.download_bytes, unit="B", unit_scale=True, desc=entry.name, disable=not progress_bars)
-
-        def show(done: int, total: int, bar=bar) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+        show, close = _byte_bar(entry.name, progress_bars)
         try:
             folders.append(fetch_authors(entry, show))
         finally:
-            bar.close()
+            close()
     return folders
+
+
+def _byte_bar(desc: str, enabled: bool = True) -> tuple[Progress, Callable[[], None]]:
+    """A tqdm byte bar drawn from the first progress report on (a refused download draws none)."""
+    bars: list[tqdm] = []
+
+    def show(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not enabled))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
+
+    return show, lambda: [bar.close() for bar in bars]
 
 
 def _relay(advance: Callable[[int], None]) -> type:

@@ -37,10 +37,12 @@ def test_find_takes_ids_and_names_and_lists_them_otherwise():
         find("david3684/FMLM-B-XL")
 
 
-def _one_line_error(capsys) -> str:
-    err = capsys.readouterr().err  # progress bars, then the error: one line, no traceback
+def _one_line_error(capsys, alone: bool = False) -> str:
+    """The error line after any progress bars (alone: nothing else was printed); no traceback."""
+    err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]
     assert last.startswith("error: ") and "Traceback" not in err and "error:" not in err[:-len(last) - 1], err
+    assert not alone or err.strip() == last, err
     return last
 
 
@@ -97,18 +99,18 @@ def test_offline_unreachable_or_refused_says_what_to_do_in_one_line(hub, capsys,
     where = f"copy its ~/.cache/huggingface/hub/models--david3684--FMLM-B-LM1B folder to {hub.cache}"
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert main(["download", REPO]) == 2
-    err = _one_line_error(capsys)
+    err = _one_line_error(capsys, alone=True)
     assert "HF_HUB_OFFLINE is set" in err and f"run `python -m flm_core download {REPO}`" in err and where in err
     with pytest.raises(DownloadError, match="HF_HUB_OFFLINE"):
         flm_core.load(REPO)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     hub.refuse = 503
     assert main(["download", REPO]) == 2
-    assert "did not answer (" in _one_line_error(capsys)
+    assert "did not answer (" in _one_line_error(capsys, alone=True)
     closed = hub.url.rsplit(":", 1)[0] + ":9"  # discard port: nothing listens
     monkeypatch.setattr(constants, "ENDPOINT", closed)
     assert main(["download", REPO]) == 2
-    err = _one_line_error(capsys)
+    err = _one_line_error(capsys, alone=True)
     assert f"the Hub at {closed} did not answer (" in err and where in err
 
 
