@@ -212,6 +212,19 @@ def test_why_one_step_runs_mdlm_fmlm_and_flm_at_one_step_from_one_seed(monkeypat
     assert [at.session_state["runs"][i]["kind"] for i in at.session_state["one_step_runs"]] == ["mdlm", "fmlm"]
 
 
+def test_why_one_step_in_presentation_mode_folds_its_settings_after_the_click(monkeypatch, toy_root):
+    at = _app(monkeypatch, toy_root)
+    at.toggle(key="presentation").set_value(True).run()
+    at.switch_page("views/one_step.py").run()
+    _ok(at)
+    assert not at.title and at.session_state["one_step_settings"] is True  # nothing run yet: the settings open
+    at.button(key="one_step_run").click().run()
+    _ok(at)
+    assert at.session_state["one_step_settings"] is False and len(at.session_state["one_step_runs"]) == 3
+    assert not [m for m in at.metric if m.label == "Valid samples"]  # the screen is for the samples
+    assert len(_toy_boxes(at, "fmlm")) == 8
+
+
 def test_benchmarks_page_draws_the_toy_benchmark(monkeypatch, toy_root, toy_bench):
     at = _app(monkeypatch, toy_root, benchmarks=toy_bench.with_name("benchmarks.json"))
     at.switch_page("views/benchmarks.py").run()

@@ -43,18 +43,34 @@ def picker(role_: str, label: str, default: str, column):
     return by_path[column.selectbox(label, list(by_path), format_func=lambda p: by_path[p].label, key=key)]
 
 
-columns = st.columns(3)
-chosen = [(role_, picker(role_, label, default, col)) for (role_, label, default), col in zip(LANES, columns)]
-a, b, c = st.columns([1, 1, 2], vertical_alignment="bottom")
-common.defaults(one_step_n=8, one_step_seed=0, one_step_flow=True)
-n = int(a.number_input("Samples (each lane)", 1, MAX_SAMPLES, key="one_step_n"))
-seed = int(b.number_input("Seed (shared)", 0, 2**31 - 1, key="one_step_seed"))
-with_flow = c.toggle("Third lane: FLM at one step", key="one_step_flow", disabled=chosen[2][1] is None,
-                     help="One Euler step of the flow the flow map was distilled from: the same single network "
-                          "call, without the distillation.")
-lanes = [info for role_, info in chosen if info is not None and (role_ != "flow" or with_flow)]
+def settings() -> tuple[list, int, int]:
+    """The three pickers, samples, seed and third-lane toggle; returns (the lanes' checkpoints, samples, seed)."""
+    columns = st.columns(3)
+    chosen = [(role_, picker(role_, label, default, col)) for (role_, label, default), col in zip(LANES, columns)]
+    a, b, c = st.columns([1, 1, 2], vertical_alignment="bottom")
+    common.defaults(one_step_n=8, one_step_seed=0, one_step_flow=True)
+    n = int(a.number_input("Samples (each lane)", 1, MAX_SAMPLES, key="one_step_n"))
+    seed = int(b.number_input("Seed (shared)", 0, 2**31 - 1, key="one_step_seed"))
+    with_flow = c.toggle("Third lane: FLM at one step", key="one_step_flow", disabled=chosen[2][1] is None,
+                         help="One Euler step of the flow the flow map was distilled from: the same single network "
+                              "call, without the distillation.")
+    return [info for role_, info in chosen if info is not None and (role_ != "flow" or with_flow)], n, seed
 
-if st.button("Run at one step", type="primary", key="one_step_run", icon=":material/bolt:", disabled=not lanes):
+
+def fold() -> None:
+    """Presentation mode: a click folds the settings away, so the samples fill the screen."""
+    st.session_state["one_step_settings"] = False
+
+
+top = st.container()  # presentation mode: the button above the folded settings
+if big:
+    st.session_state.setdefault("one_step_settings", not st.session_state.get("one_step_runs"))
+    with st.expander("Lanes and settings", key="one_step_settings", on_change="rerun", icon=":material/tune:"):
+        lanes, n, seed = settings()
+else:
+    lanes, n, seed = settings()
+if (top if big else st).button("Run at one step", type="primary", key="one_step_run", icon=":material/bolt:",
+                               disabled=not lanes, on_click=fold if big else None):
     st.session_state["one_step_runs"], st.session_state["one_step_errors"] = [], []
     st.session_state["one_step_seed_run"] = seed
     for info in lanes:
@@ -89,12 +105,13 @@ size = "1.05rem" if big and len(runs) <= 2 else "0.9rem" if big else None
 for col, run, summary in zip(st.columns(len(runs)), runs, summaries):
     with col:
         st.markdown(f"#### {summary['title']}")
-        gen = run["gen"]
-        st.metric("Valid samples", f"{100 * summary['valid'] / summary['n']:.0f} %",
-                  help="Share of samples that keep every rule of the language (flm_core.toy's checker).")
-        ms = f"{1e3 * gen.seconds:.0f} ms" if gen.seconds < 1 else f"{gen.seconds:.1f} s"
-        st.caption(f"{gen.nfe} network call{'s' if gen.nfe != 1 else ''} · {ms} · {summary['distinct']} distinct "
-                   f"of {summary['n']}")
+        if not big:  # presentation mode: the headline and the tally say it, the screen is for the samples
+            gen = run["gen"]
+            st.metric("Valid samples", f"{100 * summary['valid'] / summary['n']:.0f} %",
+                      help="Share of samples that keep every rule of the language (flm_core.toy's checker).")
+            ms = f"{1e3 * gen.seconds:.0f} ms" if gen.seconds < 1 else f"{gen.seconds:.1f} s"
+            st.caption(f"{gen.nfe} network call{'s' if gen.nfe != 1 else ''} · {ms} · {summary['distinct']} "
+                       f"distinct of {summary['n']}")
         toy_runs.show_texts(run, big, size)
 st.markdown("### Why")
 st.markdown(explanation(summaries))
