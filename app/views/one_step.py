@@ -20,9 +20,9 @@ LANES = (("factorised", "Factorised sampler (MDLM)", "mdlm-toy"), ("flow map", "
 big = common.big()
 if not big:
     st.title("Why one step works")
-    st.caption("A toy language whose rules are known exactly: names, pronouns, colours, fruits and counts must "
-               "agree across the whole story. Each model writes its samples in one network call from the same "
-               "seed, and the language's checker marks each sample valid or names the rule it broke first.")
+    st.caption("A toy language whose rules are known exactly (in toy:story, names, pronouns, colours, fruits and "
+               "counts must agree across the whole story). Each model writes its samples in one network call from the "
+               "same seed, and the language's checker marks each sample valid or names the rule it broke first.")
 
 toys = [c for c in common.usable(common.catalog()) if c.toy]
 if not toys:
