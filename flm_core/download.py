@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import logging
 from pathlib import Path
 from typing import Callable
 
 from huggingface_hub import HfApi, constants, hf_hub_download, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.hf_api import RepoFile
 from tqdm.auto import tqdm
@@ -25,8 +25,6 @@ from tqdm.auto import tqdm
 from flm_core.authors import AUTHORS, AuthorsCheckpoint, find
 from flm_core.checkpoint import CheckpointError, atomic_write_text
 from flm_core.errors import one_line
-
-log = logging.getLogger(__name__)
 
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "README.md")
 EVALUATOR_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
@@ -69,8 +67,9 @@ def fetch(repo_id: str, patterns: tuple[str, ...] = CHECKPOINT_FILES, progress: 
     try:
         commit = api.model_info(repo_id, revision=revision).sha
         listing = [f for f in api.list_repo_tree(repo_id, revision=commit, recursive=True) if isinstance(f, RepoFile)]
-    except Exception as err:  # offline, refused, missing repo: one line
-        raise DownloadError(f"{repo_id}: the Hub at {constants.ENDPOINT} did not answer ({_reason(err)}); "
+    except Exception as err:  # unreachable, refused, missing repo: one line
+        answer = "refused the request" if isinstance(err, HfHubHTTPError) else "did not answer"
+        raise DownloadError(f"{repo_id}: the Hub at {constants.ENDPOINT} {answer} ({_reason(err)}); "
                             f"{instructions(repo_id)}") from None
     files = [f for f in listing if any(fnmatch.fnmatch(f.path, p) for p in patterns)]
     if not any(f.path == "config.json" for f in files):

@@ -10,7 +10,6 @@ for every setting) and scores each set as the authors do (docs/recipe.md, "Repro
 """
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Any, Callable, Sequence
@@ -19,8 +18,6 @@ import torch
 import torch.nn.functional as F
 
 from flm_core.metrics import HFEvaluator, load_evaluator, unigram_entropy
-
-log = logging.getLogger(__name__)
 
 TABLES = {  # the authors' README table: FMLM at 1/2/4/8 steps, FLM at 1024 steps
     "lm1b": (("david3684/FMLM-B-LM1B", (1, 2, 4, 8)), ("david3684/FLM-B-LM1B", (1024,))),

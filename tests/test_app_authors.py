@@ -61,7 +61,7 @@ def test_a_refused_download_is_one_line_with_the_command(app, hub):
     app.sidebar.button(key=f"download::{REPO}").click().run()
     assert not app.exception
     errors = [e.value for e in app.error]
-    assert len(errors) == 1 and "\n" not in errors[0] and "did not answer" in errors[0]
+    assert len(errors) == 1 and "\n" not in errors[0] and "refused the request" in errors[0]
     assert f"run `python -m flm_core download {REPO}`" in errors[0]
 
 
