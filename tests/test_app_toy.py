@@ -239,6 +239,18 @@ def test_benchmarks_page_draws_the_toy_benchmark(monkeypatch, toy_root, toy_benc
     assert list(table["broken"]) == [", ".join(f"{k} {v}" for k, v in r["toy_failures"].items()) for r in rows]
 
 
+def test_time_and_training_pages_take_toy_checkpoints(monkeypatch, toy_root):
+    at = _app(monkeypatch, toy_root)
+    at.switch_page("views/time_schedule.py").run()
+    at.selectbox(key="time_ckpt").set_value(str(toy_root / "fmlm-toy")).run()
+    _ok(at)
+    assert "FMLM · fmlm-toy · toy language (story)" in at.selectbox(key="time_ckpt").options
+    at.switch_page("views/training.py").run()
+    at.multiselect(key="train_ckpts").set_value([str(toy_root / "flm-toy"), str(toy_root / "mdlm-toy")]).run()
+    _ok(at)
+    assert len(at.get("plotly_chart")) == 1
+
+
 def test_why_one_step_without_toy_checkpoints_says_how_to_get_them(monkeypatch, corpus_root):
     at = _app(monkeypatch, corpus_root)
     at.switch_page("views/one_step.py").run()
