@@ -30,6 +30,16 @@ def token_strings(tokenizer, vocab_size: int) -> list[str]:
     return out
 
 
+def cell_strings(tokens: Sequence[str]) -> list[str]:
+    """Token strings for views that show one token per cell (superposition, argmax grid, diff): where every word
+    starts with a space (a word-level vocabulary: the toy languages) the space marks nothing and is dropped; BPE
+    pieces stay as they are (their leading space marks a word start)."""
+    words = [t for i, t in enumerate(tokens) if i not in SPECIAL_SHOWN]
+    if words and all(t.startswith(" ") for t in words):
+        return [t if i in SPECIAL_SHOWN else t[1:] for i, t in enumerate(tokens)]
+    return list(tokens)
+
+
 def _utf8_bytes(piece: str) -> bytes:
     """A token string of token_strings back to bytes ("\\xc3" stands for the byte 0xc3)."""
     out, last = bytearray(), 0

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from app import catalogue
-from app.tokens_view import token_strings
+from app.tokens_view import cell_strings, token_strings
 from app.toy_marks import Mark, focus_token, marks, samples_html, tally
 from app.why_one_step import explanation, headline
 from conftest import train_args
@@ -294,6 +294,9 @@ def test_token_strings_of_a_word_level_vocabulary_read_as_running_text():
     for row in tokens:
         story = [t for t in row.tolist() if t != SEP_ID]
         assert "".join(table[t] for t in story).strip() == tokenizer.decode(story)
+    assert cell_strings(table)[:4] == ["⏎", "░", "∅", STORY.words[0]]  # one word per cell: no space to show
+    bpe = ["⏎", "░", "∅", " the", "ing", " a"]
+    assert cell_strings(bpe) == bpe  # BPE's leading space marks a word start: kept
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from app.kind_style import kind_label
 from app.lane_specs import lane_title
 from app.lanes import estimate_seconds, flow_pair, token_diff
 from app.phrases import steps_phrase
+from app.tokens_view import cell_strings
 
 MAX_SAMPLES = 16
 SLOW_SECONDS = 10.0  # a run estimated to take longer is announced before the click
@@ -132,7 +133,7 @@ def show_summary(runs: list[dict]) -> None:
         if flm["n"] > 1:
             sample = st.selectbox("Sample", range(flm["n"]), key="diff_sample",
                                   format_func=lambda i: f"#{i} · {100 * diff['per_sample'][i]:.0f} % agree")
-        tokens = common.token_table(fmlm["path"], fmlm["mtime"])
+        tokens = cell_strings(common.token_table(fmlm["path"], fmlm["mtime"]))
         st.html(render.diff_html(flm["gen"].tokens[sample].tolist(), fmlm["gen"].tokens[sample].tolist(), tokens,
                                  labels=(f"{parts.title(flm)}", f"{parts.title(fmlm)}")))
 

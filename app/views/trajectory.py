@@ -15,6 +15,7 @@ from app.phrases import steps_phrase
 from app.record import (argmax_changes, blank_view, frame_indices, next_play_frame, not_final_share, pending_share,
                         step_view)
 from app.simplex import state_ternary, ternary_path
+from app.tokens_view import cell_strings
 from app.toy_marks import focus_token, verdict_phrase
 
 PLAY_INTERVAL = 0.7  # seconds per frame while playing
@@ -118,6 +119,7 @@ if "not_final" not in derived:
                          if np.isfinite(gamma).all() else None)
 arrays = derived["arrays"]
 tokens = common.token_table(run["path"], run["mtime"])
+cells = cell_strings(tokens)  # one token per cell (grid, superposition): a word-level vocabulary without its spaces
 S = len(arrays["step"])
 L = run["seq_len"]
 
@@ -239,7 +241,7 @@ def grid_view(idx: int, moving: bool) -> None:
     grid = derived[grid_key]
     column = int(np.searchsorted(grid["cols"], idx, side="right") - 1)
     st.plotly_chart(charts.argmax_grid(grid["argmax"], grid["confidence"], (arrays["step"][grid["cols"]] + 1).tolist(),
-                                       tokens, grid["changes"], grid["pending"],
+                                       cells, grid["changes"], grid["pending"],
                                        current=None if moving else max(column, 0), big=big), key="chart_grid")
     if len(grid["cols"]) < S:
         st.caption(f"{len(grid['cols'])} of the {S} recorded steps shown, evenly spaced; ✕ marks an argmax "
@@ -249,7 +251,6 @@ def grid_view(idx: int, moving: bool) -> None:
 def superposition_view(idx: int) -> None:
     st.markdown("**Superposition** — each position's top candidates at this step, opacity ∝ √probability; "
                 "the final token is underlined in red, the top-1 is bold.")
-    cells = [t.strip() or t for t in tokens] if toy else tokens  # a toy vocabulary is words: no word-start dots
     st.html(render.superposition_html(arrays["top_ids"][idx, sample], arrays["top_probs"][idx, sample], cells,
                                       arrays["final_tokens"][sample], arrays["pending"][idx, sample], big=big))
 
