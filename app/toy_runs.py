@@ -5,6 +5,7 @@ are computed once and kept in run["derived"]["toy"] (None for a corpus model, wh
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import streamlit as st
@@ -21,16 +22,16 @@ def source_of(run: dict) -> str | None:
 
 
 def run_marks(run: dict) -> dict | None:
-    """{"source", "marks", "tally"} of a toy run (computed once, kept with the run); None for a corpus model."""
+    """{"source", "marks", "tally"} of a toy run (computed once, kept with the run); None for a corpus model and
+    for a toy source flm_core does not know (a hand-edited config: its texts stay plain)."""
     derived = run["derived"]
     if "toy" not in derived:
-        source = source_of(run)
-        if source is None:
-            derived["toy"] = None
-        else:
+        source, derived["toy"] = source_of(run), None
+        if source is not None:
             tokenizer = common.load_pipeline(run["path"], run["mtime"]).tokenizer
-            found = marks(source, tokenizer, run["gen"].tokens.numpy())
-            derived["toy"] = {"source": source, "marks": found, "tally": tally(found)}
+            with contextlib.suppress(ValueError):  # flm_core.toy.language: an unknown toy language
+                found = marks(source, tokenizer, run["gen"].tokens.numpy())
+                derived["toy"] = {"source": source, "marks": found, "tally": tally(found)}
     return derived["toy"]
 
 
@@ -60,7 +61,7 @@ def overview(runs: Sequence[dict]) -> str | None:
 
 def show_generator_texts(runs: Sequence[dict], n: int, seed: int, big: bool, size: str | None) -> bool:
     """Documents of the toy language itself beside toy lanes (every lane of one language); False otherwise."""
-    sources = {source_of(r) for r in runs}
+    sources = {toy["source"] if toy else None for toy in map(run_marks, runs)}
     if len(sources) != 1 or None in sources:
         return False
     source = sources.pop()

@@ -239,6 +239,25 @@ def test_benchmarks_page_draws_the_toy_benchmark(monkeypatch, toy_root, toy_benc
     assert list(table["broken"]) == [", ".join(f"{k} {v}" for k, v in r["toy_failures"].items()) for r in rows]
 
 
+def test_an_unknown_toy_language_is_one_line_not_a_traceback(monkeypatch, toy_root, tmp_path):
+    odd = tmp_path / "odd" / "flm-odd"
+    shutil.copytree(toy_root / "flm-toy", odd)
+    config = json.loads((odd / "config.json").read_text())
+    config["data"]["source"] = "toy:nope"
+    (odd / "config.json").write_text(json.dumps(config))
+    at = _app(monkeypatch, odd.parent)
+    at.session_state["lanes"] = [{"id": 0, "path": str(odd), "steps": 2}]
+    at.run()
+    at.button(key="generate").click().run()
+    _ok(at)  # its samples drawn plain: nothing can check them
+    assert not _toy_boxes(at, "flm") and 'data-lane="flm"' in " ".join(str(h.proto.body) for h in at.get("html"))
+    at.switch_page("views/one_step.py").run()
+    at.button(key="one_step_run").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["FLM · flm-odd · toy language (nope): toy:nope is not a toy language "
+                                           "flm_core knows, so nothing checks it"]
+
+
 def test_time_and_training_pages_take_toy_checkpoints(monkeypatch, toy_root):
     at = _app(monkeypatch, toy_root)
     at.switch_page("views/time_schedule.py").run()

@@ -77,6 +77,8 @@ if (top if big else st).button("Run at one step", type="primary", key="one_step_
         with st.spinner(f"{info.label} at one step…"):
             try:
                 run = common.execute(info, 1, seed, n)
+                if toy_runs.run_marks(run) is None:
+                    raise ValueError(f"{info.source} is not a toy language flm_core knows, so nothing checks it")
             except Exception as err:  # noqa: BLE001 - one line, no traceback
                 st.session_state["one_step_errors"].append(f"{info.label}: {one_line(err)}")
                 continue
