@@ -94,14 +94,16 @@ def authors_checkpoints() -> list[CheckpointInfo]:
         except (OSError, ValueError, AttributeError):
             length = None
         out.append(CheckpointInfo(f"{entry.name} (authors')", str(folder), entry.kind, entry.vocab_size,
-                                  length or entry.seq_len, (folder / WEIGHTS_FILE).stat().st_mtime))
+                                  length or entry.seq_len, (folder / WEIGHTS_FILE).stat().st_mtime,
+                                  source="released"))  # as flm_core.released records it
     return out
 
 
 def scan_checkpoints(roots: Iterable[Path], extra: Iterable[str] = (),
                      found: Iterable[CheckpointInfo] = ()) -> list[CheckpointInfo]:
     """Every <root>/*/config.json plus user-added directories and `found` ones, sorted by kind then name, toy-language
-    models after corpus ones (the pickers' first choices stay the corpus models)."""
+    models and then the authors' released ones after ours (the pickers' first choices stay the small corpus models,
+    quick on a CPU)."""
     seen: dict[str, CheckpointInfo] = {str(Path(info.path).resolve()): info for info in found}
     for root in roots:
         root = Path(root)
@@ -113,7 +115,8 @@ def scan_checkpoints(roots: Iterable[Path], extra: Iterable[str] = (),
     for path in extra:
         info = describe_checkpoint(path)
         seen.setdefault(str(Path(info.path).resolve()), info)
-    return sorted(seen.values(), key=lambda c: (c.error is not None, c.toy, kind_rank(c.kind), c.name))
+    return sorted(seen.values(), key=lambda c: (c.error is not None, c.toy, c.source == "released", kind_rank(c.kind),
+                                                c.name))
 
 
 def allowed_roots(env: dict[str, str] | None = None, repo_root: Path | None = None) -> list[Path]:

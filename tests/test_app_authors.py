@@ -36,7 +36,7 @@ def _lines(at) -> list[str]:
             and ("LM1B" in m.value or "OWT" in m.value)]
 
 
-def test_download_button_fetches_and_the_model_joins_every_list(app, hub):
+def test_download_button_fetches_and_the_model_joins_every_list(app, hub, tiny_root):
     lines = _lines(app)
     assert len(lines) == 4 and not any("in the cache" in line for line in lines)
     assert "**FMLM · FMLM-B-LM1B** · LM1B, L=128 · 139M parameters, 558 MB" in lines
@@ -48,6 +48,8 @@ def test_download_button_fetches_and_the_model_joins_every_list(app, hub):
     assert hub.served("model.safetensors") and any("FMLM-B-LM1B" in line and "in the cache" in line
                                                    for line in _lines(app))
     assert f"download::{REPO}" not in [b.key for b in app.sidebar.button]
+    listed = catalogue.scan_checkpoints([tiny_root], (), catalogue.authors_checkpoints())
+    assert [c.name for c in listed][-1] == "FMLM-B-LM1B (authors')"  # after ours: default lanes stay the quick ones
     label = "FMLM · FMLM-B-LM1B (authors')"
     assert any(label in m.value for m in app.sidebar.markdown)  # the Checkpoints list
     assert label in app.selectbox(key="lane_ckpt::0").options  # the Generate page's lanes
