@@ -88,10 +88,9 @@ def resolve(source: str | Path) -> Path:
     if not _REPO_ID.match(str(source)) or path.parent.is_dir() or shipped:
         return path
     if is_authors(str(source)):  # the cache, else the Hub with the tokenizer; errors say what to do
-        from flm_core.download import authors_folder, fetch_authors
+        from flm_core.download import authors_folder, download_all
 
-        entry = find(str(source))
-        return authors_folder(entry) or fetch_authors(entry)
+        return authors_folder(find(str(source))) or download_all([str(source)])[0]  # with a byte progress bar
     try:
         return pull(str(source))
     except CheckpointError as err:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from flm_core.metrics import HFEvaluator, load_evaluator, unigram_entropy
 
@@ -87,7 +88,8 @@ def reproduce(table: str = "lm1b", evaluator: str = EVALUATOR, num_samples: int 
         pipe = load(repo, device=device)
         for steps in (flm_steps or grid) if pipe.kind == "flm" else grid:
             tokens, seconds = [], 0.0
-            for start in range(0, num_samples, batch_size):
+            for start in tqdm(range(0, num_samples, batch_size), desc=f"{repo} @ {steps} steps", unit="batch",
+                              leave=False):
                 gen = pipe.generate(min(batch_size, num_samples - start), steps, seed=seed + start)
                 tokens.append(gen.tokens.cpu())
                 seconds += gen.seconds
