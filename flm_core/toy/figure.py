@@ -43,9 +43,9 @@ def toy_figure(rows: Sequence[dict], colors: dict[str, str] | None = None):
                            for r in shown], hoverinfo="text"), row=row, col=col)
     if data is not None:
         for y, level in (("toy_validity", 1), ("toy_distance", 2)):
-            for col in (1, 2):
-                fig.add_hline(y=data[y], line=dict(dash="dash", color="gray"), row=level, col=col,
-                              annotation_text="generator" if col == 2 else None)
+            fig.add_hline(y=data[y], line=dict(dash="dash", color="gray"), row=level, col=1)
+            fig.add_hline(y=data[y], line=dict(dash="dash", color="gray"), row=level, col=2,
+                          annotation_text="generator")
     fig.update_xaxes(type="log")
     fig.update_xaxes(title_text="seconds per sample (log)", row=2, col=1)
     fig.update_xaxes(title_text="network calls (log)", row=2, col=2)
