@@ -25,7 +25,8 @@ BROKEN_STYLE = "background:#fde2e2;color:#a40000;border:1px solid #f0a0a0"
 class Mark:
     """One sample's verdict. token: index of the first broken constraint in the sample's block (None when valid;
     at or after `end`, possibly past the block, when the story stopped before the word the constraint needs);
-    start: index of the story's first word; end: one past its last word (trailing separators are layout)."""
+    start: index of the story's first word; end: one past its last word (trailing separators are layout);
+    grammatical: it follows the language's grammar, whatever the agreements between its words."""
 
     valid: bool
     constraint: str | None
@@ -33,6 +34,7 @@ class Mark:
     message: str
     start: int
     end: int
+    grammatical: bool
 
 
 def marks(source: str, tokenizer, tokens) -> list[Mark]:
@@ -43,7 +45,7 @@ def marks(source: str, tokenizer, tokens) -> list[Mark]:
         check, start = check_ids(lang, tokenizer, row)
         end = next((i for i in range(len(row), start, -1) if row[i - 1] != SEP_ID), start)
         token = None if check.valid else start + int(check.position)
-        out.append(Mark(check.valid, check.constraint, token, check.message, start, end))
+        out.append(Mark(check.valid, check.constraint, token, check.message, start, end, check.grammatical))
     return out
 
 
@@ -61,15 +63,17 @@ def verdict_phrase(mark: Mark) -> str:
 
 
 def tally(marks_: Sequence[Mark]) -> dict:
-    """{"valid": count, "n": samples, "failures": {constraint: samples}, the most frequent first}."""
+    """{"valid": count, "grammatical": count, "n": samples, "failures": {constraint: samples}, the most frequent
+    first}."""
     failures = Counter(m.constraint for m in marks_ if not m.valid)
-    return {"valid": sum(m.valid for m in marks_), "n": len(marks_), "failures": dict(failures.most_common())}
+    return {"valid": sum(m.valid for m in marks_), "grammatical": sum(m.grammatical for m in marks_),
+            "n": len(marks_), "failures": dict(failures.most_common())}
 
 
 def tally_phrase(counts: dict, source: str) -> str:
-    """'**6 of 8 valid** (toy:story's checker) · first broken: pronoun 1, owner 1'."""
+    """'**6 of 8 valid**, 7 grammatical (toy:story's checker) · first broken: pronoun 1, owner 1'."""
     broken = ", ".join(f"{name} {count}" for name, count in counts["failures"].items())
-    return (f"**{counts['valid']} of {counts['n']} valid** ({source}'s checker)"
+    return (f"**{counts['valid']} of {counts['n']} valid**, {counts['grammatical']} grammatical ({source}'s checker)"
             + (f" · first broken: {broken}" if broken else ""))
 
 

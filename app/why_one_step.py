@@ -1,7 +1,8 @@
 """The words of the "Why one step works" page, built from what this click measured: pure functions.
 
-A lane is a dict {"title", "kind", "valid", "n", "distinct", "failures"}: a one-step run of a toy checkpoint,
-its count of valid samples, of distinct samples and of samples per first broken constraint (app.toy_marks).
+A lane is a dict {"title", "kind", "valid", "grammatical", "n", "distinct", "failures"}: a one-step run of a toy
+checkpoint, its count of valid samples, of samples that follow the grammar (whatever the agreements between
+words), of distinct samples and of samples per first broken constraint (app.toy_marks).
 Every comparison sentence is chosen by the measured counts, never assumed: where the flow map does not keep
 more samples valid than the factorised sampler, the page says so.
 """
@@ -24,7 +25,7 @@ def role(kind: str) -> str:
 
 
 def _count(lane: dict) -> str:
-    return f"{lane['valid']} of {lane['n']} valid"
+    return f"{lane['valid']} of {lane['n']} valid, {lane['grammatical']} grammatical"
 
 
 def headline(lanes: Sequence[dict], seed: int) -> str:
@@ -40,11 +41,20 @@ def _top_failure(lane: dict) -> str:
     return f"; its most frequent first break: {name} ({count} of {lane['n']})"
 
 
+def _share(lane: dict, key: str) -> float:
+    return lane[key] / max(lane["n"], 1)
+
+
 def _comparison(factorised: dict, flow_map: dict) -> str:
-    f, m = flow_map["valid"] / max(flow_map["n"], 1), factorised["valid"] / max(factorised["n"], 1)
+    f, m = _share(flow_map, "valid"), _share(factorised, "valid")
     if f > m:
         return (f"Here the flow map kept {_count(flow_map)} where the factorised sampler kept "
                 f"{factorised['valid']} of {factorised['n']}.")
+    if f == m and _share(flow_map, "grammatical") > _share(factorised, "grammatical"):
+        return (f"Here neither kept more stories valid ({flow_map['valid']} and {factorised['valid']} of "
+                f"{flow_map['n']}), but the flow map kept the grammar in {flow_map['grammatical']} where the "
+                f"factorised sampler kept it in {factorised['grammatical']}: one call kept the story's layout, "
+                "these checkpoints not yet the agreements between its words.")
     if f == m:
         return (f"Here both kept the same share ({_count(flow_map)}): at this seed these checkpoints show no "
                 "difference.")

@@ -417,7 +417,8 @@ def _quality_level(s: dict[str, Any]) -> str:
 
 CORPUS_COLUMNS = (("Gen PPL ↓", "gen_ppl", 4), ("Entropy", "entropy", 4), ("MAUVE ↑", "mauve", 3),
                   ("Memorization", "memorization", 3), ("Word validity", "word_validity", 3))
-TOY_COLUMNS = (("Validity ↑", "toy_validity", 3), ("Distance ↓", "toy_distance", 3), ("Entropy", "entropy", 4))
+TOY_COLUMNS = (("Validity ↑", "toy_validity", 3), ("Grammatical ↑", "toy_grammatical", 3), ("Distance ↓", "toy_distance", 3),
+               ("Entropy", "entropy", 4))
 
 
 def quality_columns(rows: Sequence[dict]) -> tuple[tuple[str, str, int], ...]:
@@ -453,6 +454,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     lines += ["", "## Definitions", ""]
     if toy:
         lines += ["- Validity: share of samples that satisfy every constraint of the language (its checker).",
+                  "- Grammatical: share of samples that follow the language's grammar, whatever the constraints "
+                  "between their words (a sampler that keeps the layout but not the agreements).",
                   "- Distance: mean over the language's attribute groups of the total variation between the "
                   "samples' law (invalid samples as one more value) and the exact law (flm_core.toy.distance); "
                   "the data row, as many documents of the generator, is its finite-sample floor.",

@@ -150,7 +150,8 @@ def test_generate_marks_toy_samples_and_leaves_corpus_lanes_plain(monkeypatch, t
         expected = _expected(toy_root / name, runs[name]["gen"].tokens)
         _assert_marked(_toy_boxes(at, kind), expected)
         valid = sum(v for v, _, _ in expected)
-        assert any(m.value.startswith(f"**{valid} of 3 valid** (toy:story's checker)") for m in at.markdown)
+        assert any(m.value.startswith(f"**{valid} of 3 valid**, ") and "grammatical (toy:story's checker)" in m.value
+                   for m in at.markdown)
     page = " ".join(str(h.proto.body) for h in at.get("html"))
     assert 'data-lane="flm"' in page and not _toy_boxes(at, "flm")  # the corpus FLM: plain text boxes
     assert not any(m.value.startswith("**Toy-language models**") for m in at.markdown)  # a mixed set: the corpus note
@@ -186,16 +187,21 @@ def test_why_one_step_runs_mdlm_fmlm_and_flm_at_one_step_from_one_seed(monkeypat
     runs = [at.session_state["runs"][i] for i in at.session_state["one_step_runs"]]
     assert [(r["kind"], r["steps"], r["seed"], r["n"], r["gen"].nfe) for r in runs] == [
         ("mdlm", 1, 3, 5, 1), ("fmlm", 1, 3, 5, 1), ("flm", 1, 3, 5, 1)]
-    counts = {}
+    counts, grammatical = {}, {}
     for run in runs:
         expected = _expected(Path(run["path"]), run["gen"].tokens)
         _assert_marked(_toy_boxes(at, run["kind"]), expected)
         counts[run["kind"]] = sum(v for v, _, _ in expected)
+        tokenizer = load(run["path"]).tokenizer
+        grammatical[run["kind"]] = sum(check_ids(STORY, tokenizer, row)[0].grammatical
+                                       for row in run["gen"].tokens.tolist())
     assert [m.value for m in at.metric if m.label == "Valid samples"] == [
         f"{100 * counts[k] / 5:.0f} %" for k in ("mdlm", "fmlm", "flm")]
-    assert any(m.value == (f"One network call each, seed 3: MDLM@1 · mdlm-toy **{counts['mdlm']} of 5 valid** · "
-                           f"FMLM@1 · fmlm-toy **{counts['fmlm']} of 5 valid** · FLM@1 · flm-toy "
-                           f"**{counts['flm']} of 5 valid**") for m in at.markdown)
+    assert [m.value for m in at.metric if m.label == "Grammatical"] == [
+        f"{100 * grammatical[k] / 5:.0f} %" for k in ("mdlm", "fmlm", "flm")]
+    assert any(m.value == ("One network call each, seed 3: " + " · ".join(
+        f"{k.upper()}@1 · {k}-toy **{counts[k]} of 5 valid, {grammatical[k]} grammatical**"
+        for k in ("mdlm", "fmlm", "flm"))) for m in at.markdown)
     rows = {(r["model"], r["steps"]): r for r in json.loads(toy_bench.read_text())["rows"]}
     assert ("In the benchmark (`benchmarks-toy.json`, 4 samples each, one step): " + " · ".join(
         f"{m}-toy {100 * rows[(f'{m}-toy', 1)]['toy_validity']:.0f} % valid" for m in ("mdlm", "fmlm", "flm"))
@@ -334,11 +340,12 @@ def test_marks_point_at_the_broken_token_and_draw_one_badge_each():
     wrong[6] = "he" if words[6] == "she" else "she"  # the first event's pronoun
     tokenizer, tokens = _blocks([valid, " ".join(wrong), " ".join(words[:4])])
     found = marks("toy:story", tokenizer, tokens)
-    assert found[0] == Mark(True, None, None, "valid", 1, 1 + len(words))
+    assert found[0] == Mark(True, None, None, "valid", 1, 1 + len(words), True)
+    assert found[1].grammatical and not found[2].grammatical
     assert (found[1].valid, found[1].constraint, found[1].token) == (False, "pronoun", 1 + 6)
     assert tokens[1][found[1].token] == tokenizer.token_to_id(wrong[6])
     assert (found[2].constraint, found[2].token) == ("grammar", 1 + 4)  # stops before its fruit: nothing there
-    assert tally(found) == {"valid": 1, "n": 3, "failures": {"pronoun": 1, "grammar": 1}}
+    assert tally(found) == {"valid": 1, "grammatical": 2, "n": 3, "failures": {"pronoun": 1, "grammar": 1}}
     assert [focus_token(m, STORY.seq_len) for m in found] == [1, 7, 5]
     tokens_shown = ["⏎", "░", "∅", *STORY.words]
     drawn = samples_html(found, tokens, tokens_shown, "fmlm", run="r1")
@@ -353,18 +360,23 @@ def test_marks_point_at_the_broken_token_and_draw_one_badge_each():
 
 
 def test_why_one_step_words_follow_the_measured_counts():
-    def lane(kind, valid, distinct=8, failures=None):
+    def lane(kind, valid, distinct=8, failures=None, grammatical=None):
         return {"title": f"{kind.upper()}@1 · {kind}-toy", "kind": kind, "valid": valid, "n": 8, "distinct": distinct,
+                "grammatical": valid if grammatical is None else grammatical,
                 "failures": failures or ({"pronoun": 8 - valid} if valid < 8 else {})}
 
     mdlm, fmlm, flm = lane("mdlm", 1), lane("fmlm", 7), lane("flm", 0, distinct=1)
-    assert headline([mdlm, fmlm], 0) == ("One network call each, seed 0: MDLM@1 · mdlm-toy **1 of 8 valid** · "
-                                         "FMLM@1 · fmlm-toy **7 of 8 valid**")
+    assert headline([mdlm, fmlm], 0) == ("One network call each, seed 0: MDLM@1 · mdlm-toy **1 of 8 valid, 1 grammatical** · "
+                                         "FMLM@1 · fmlm-toy **7 of 8 valid, 7 grammatical**")
     text = explanation([mdlm, fmlm, flm])
-    assert "**MDLM@1 · mdlm-toy: 1 of 8 valid; its most frequent first break: pronoun (7 of 8).**" in text
-    assert "**FLM@1 · flm-toy: 0 of 8 valid, all 8 the same sample.**" in text
-    assert text.endswith("Here the flow map kept 7 of 8 valid where the factorised sampler kept 1 of 8.")
+    assert ("**MDLM@1 · mdlm-toy: 1 of 8 valid, 1 grammatical; its most frequent first break: pronoun (7 of 8).**"
+            in text)
+    assert "**FLM@1 · flm-toy: 0 of 8 valid, 0 grammatical, all 8 the same sample.**" in text
+    assert text.endswith("Here the flow map kept 7 of 8 valid, 7 grammatical where the factorised sampler kept 1 of 8.")
     assert explanation([lane("mdlm", 3), lane("fmlm", 3)]).endswith("these checkpoints show no difference.")
+    layout = explanation([lane("mdlm", 0, grammatical=0), lane("fmlm", 0, grammatical=6)])
+    assert layout.endswith("the flow map kept the grammar in 6 where the factorised sampler kept it in 0: one call "
+                           "kept the story's layout, these checkpoints not yet the agreements between its words.")
     worse = explanation([lane("mdlm", 5), lane("fmlm", 2)])
     assert worse.endswith("these checkpoints do not show the argument at this seed.") and "kept 2 of 8 valid where" not in worse
     assert "the flow map" not in explanation([mdlm])  # a missing lane: no comparison

@@ -60,15 +60,28 @@ def test_the_checker_names_the_first_broken_constraint_and_where(text, constrain
     check = check_text(STORY, text)
     assert (check.valid, check.constraint, check.position) == (False, constraint, position), check.message
     assert check.log_prob == -math.inf and check.attributes == {}
+    # a broken agreement keeps the grammar; a grammar or vocabulary failure does not (except an early count 0,
+    # which is grammatical: 0 is a number)
+    assert check.grammatical == (constraint not in ("grammar", "vocabulary"))
 
 
 def test_layout_line_breaks_at_the_ends_are_not_part_of_the_story():
     assert check_text(STORY, "\n" + GOOD + "\n\n\n").valid
 
 
+def test_every_generated_story_is_grammatical_and_the_grammar_ignores_agreement():
+    assert all(STORY.grammatical(d.split()) for d in documents(STORY, 500, seed=4))
+    assert STORY.grammatical("mia has 0 blue pear . he gives 9 to mia . now ben has 7 red plums . x".split()[:-1]) is False
+    assert STORY.grammatical("mia has 0 blue pear . he gives 9 to mia . he finds 1 more plums . "
+                             "now ben has 7 red plums .".split())
+    assert check_text(STORY, GOOD).grammatical
+
+
 def test_align_checker():
     lang = AlignLanguage(vocab=8, length=5)
-    assert check_text(lang, "w3 w3 w3 w3 w3") == Check(True, log_prob=-math.log(8), attributes={"token": "w3"})
+    assert check_text(lang, "w3 w3 w3 w3 w3") == Check(True, log_prob=-math.log(8), attributes={"token": "w3"},
+                                                       grammatical=True)
+    assert check_text(lang, "w3 w3 w4 w3 w3").grammatical and not check_text(lang, "w3 w3 w4").grammatical
     assert check_text(lang, "w3 w3 w4 w3 w3").constraint == "align" and check_text(lang, "w3 w3 w4").position == 2
     assert check_text(lang, "w3 w3 w3").constraint == "grammar"
     assert check_text(lang, "w3 w9 w3 w3 w3").constraint == "vocabulary"

@@ -29,6 +29,13 @@ def toy_checkpoints(toy_data, tmp_path_factory, tiny_train_args):
     return root
 
 
+def check_words(pipe, row) -> list[str]:
+    """The words of one sampled block between its leading and trailing separators (an independent reading)."""
+    tokens = [pipe.tokenizer.id_to_token(int(i)) for i in row]
+    text = " ".join(tokens).replace("<|sep|>", "\n").strip()
+    return ["<|sep|>"] if "\n" in text else text.split()
+
+
 def test_evaluate_a_toy_checkpoint_needs_no_data(toy_checkpoints, capsys):
     checkpoint = str(toy_checkpoints / "flm")
     assert main(["evaluate", "--checkpoint", checkpoint, "--steps", "4", "--num-samples", "6", "--json"]) == 0
@@ -39,6 +46,7 @@ def test_evaluate_a_toy_checkpoint_needs_no_data(toy_checkpoints, capsys):
     story = language("toy:story")
     checks = [check_ids(story, pipe.tokenizer, row)[0] for row in gen.tokens.tolist()]
     assert result["toy_validity"] == sum(c.valid for c in checks) / 6
+    assert result["toy_grammatical"] == sum(story.grammatical(check_words(pipe, row)) for row in gen.tokens) / 6
     assert result["toy_distance"] == pytest.approx(distance(story, checks))
     assert sum(result["toy_failures"].values()) == 6 - sum(c.valid for c in checks)
     assert result["data"]["toy_validity"] == 1.0 and 0 < result["data"]["toy_distance"] < 1
@@ -56,7 +64,8 @@ def test_bench_on_toy_checkpoints_writes_the_toy_table_and_figure(toy_checkpoint
     assert result["settings"]["data"] == "toy:story" and result["speedups"] == []
     paths = bench.write_outputs(result, tmp_path)
     table = open(paths["md"]).read()
-    assert "| Validity ↑ | Distance ↓ | Entropy | Broken constraints |" in table and "Gen PPL" not in table
+    assert "| Validity ↑ | Grammatical ↑ | Distance ↓ | Entropy | Broken constraints |" in table
+    assert "Gen PPL" not in table
     figure = json.load(open(paths["plotly.json"]))
     assert len(figure["layout"]["annotations"]) >= 4  # the four panel titles
     assert {t["xaxis"] for t in figure["data"]} == {"x", "x2", "x3", "x4"}

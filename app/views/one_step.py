@@ -95,7 +95,7 @@ if not runs:
 def lane_summary(run: dict) -> dict:
     counts = toy_runs.run_marks(run)["tally"]
     return {"title": lane_title(run["kind"], run["name"], 1, False), "kind": run["kind"], "valid": counts["valid"],
-            "n": counts["n"], "failures": counts["failures"],
+            "grammatical": counts["grammatical"], "n": counts["n"], "failures": counts["failures"],
             "distinct": len({tuple(row) for row in run["gen"].tokens.tolist()})}
 
 
@@ -109,8 +109,12 @@ for col, run, summary in zip(st.columns(len(runs)), runs, summaries):
         st.markdown(f"#### {summary['title']}")
         if not big:  # presentation mode: the headline and the tally say it, the screen is for the samples
             gen = run["gen"]
-            st.metric("Valid samples", f"{100 * summary['valid'] / summary['n']:.0f} %",
-                      help="Share of samples that keep every rule of the language (flm_core.toy's checker).")
+            valid, grammatical = st.columns(2)
+            valid.metric("Valid samples", f"{100 * summary['valid'] / summary['n']:.0f} %",
+                         help="Share of samples that keep every rule of the language (flm_core.toy's checker).")
+            grammatical.metric("Grammatical", f"{100 * summary['grammatical'] / summary['n']:.0f} %",
+                               help="Share of samples that follow the grammar (the story's layout), whatever the "
+                                    "agreements between their words: what survives of the sequence's structure.")
             ms = f"{1e3 * gen.seconds:.0f} ms" if gen.seconds < 1 else f"{gen.seconds:.1f} s"
             st.caption(f"{gen.nfe} network call{'s' if gen.nfe != 1 else ''} · {ms} · {summary['distinct']} "
                        f"distinct of {summary['n']}")

@@ -40,7 +40,9 @@ class Check:
     valid: every constraint holds; constraint: the first one that failed ("grammar", "vocabulary", ...),
     None when valid; position: index of the word where it failed (0 = first word), None when valid;
     message: one line for people; log_prob: exact natural log-probability under the generator (valid
-    documents), -inf otherwise; attributes: the constraint-bearing attributes (valid documents only).
+    documents), -inf otherwise; attributes: the constraint-bearing attributes (valid documents only);
+    grammatical: the words follow the language's grammar, whatever the constraints between them (a valid
+    document is grammatical; a story with the wrong total is too, one with a number where a name goes is not).
     """
 
     valid: bool
@@ -49,6 +51,7 @@ class Check:
     message: str = "valid"
     log_prob: float = -math.inf
     attributes: dict[str, object] = field(default_factory=dict)
+    grammatical: bool = False
 
 
 class ToyLanguage(Protocol):
@@ -63,6 +66,10 @@ class ToyLanguage(Protocol):
     def sample(self, rng: np.random.Generator) -> list[str]: ...
 
     def check(self, words: Sequence[str]) -> Check: ...
+
+    def grammatical(self, words: Sequence[str]) -> bool:
+        """The words follow the grammar (the constraints between them aside)."""
+        ...
 
     def law(self, group: tuple[str, ...]) -> dict[tuple, float]:
         """The exact distribution of an attribute group under the generator."""
@@ -134,6 +141,11 @@ def distance(lang: ToyLanguage, checks: Sequence[Check]) -> float:
         values = set(counts) | set(truth)
         tvs.append(0.5 * sum(abs(counts[v] / len(checks) - truth.get(v, 0.0)) for v in values))
     return float(np.mean(tvs))
+
+
+def grammatical_share(checks: Sequence[Check]) -> float:
+    """The share of samples that follow the grammar: what a sampler keeps of the sequence's layout."""
+    return sum(c.grammatical for c in checks) / len(checks)
 
 
 def failures(checks: Sequence[Check]) -> dict[str, int]:

@@ -38,16 +38,20 @@ class AlignLanguage:
         return [f"w{rng.integers(self.vocab)}"] * self.length
 
     def check(self, words: Sequence[str]) -> Check:
-        known = set(self.words)
+        known, grammatical = set(self.words), self.grammatical(words)
         for i, word in enumerate(words):
             if word not in known:
                 return Check(False, "vocabulary", i, f"unknown word {word!r}")
             if word != words[0]:
-                return Check(False, "align", i, f"'{word}' after '{words[0]}'")
+                return Check(False, "align", i, f"'{word}' after '{words[0]}'", grammatical=grammatical)
         if len(words) != self.length:
             return Check(False, "grammar", min(len(words), self.length),
                          f"{len(words)} words (a document has {self.length})")
-        return Check(True, log_prob=-math.log(self.vocab), attributes={"token": words[0]})
+        return Check(True, log_prob=-math.log(self.vocab), attributes={"token": words[0]}, grammatical=True)
+
+    def grammatical(self, words: Sequence[str]) -> bool:
+        """length words of the vocabulary, equal or not."""
+        return len(words) == self.length and set(words) <= set(self.words)
 
     def law(self, group: tuple[str, ...]) -> dict[tuple, float]:
         if tuple(group) != ("token",):

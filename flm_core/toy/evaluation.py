@@ -1,8 +1,9 @@
 """Scoring samples of a toy-language model: the language is known, so no data folder or evaluator is needed.
 
     ToyReference(language, tokenizer, num_samples, seed).quality(texts, tokens)
-        -> entropy, toy_validity (share of valid samples), toy_distance (flm_core.toy.distance),
-           toy_failures (samples per first broken constraint)
+        -> entropy, toy_validity (share of valid samples), toy_grammatical (share that follow the grammar,
+           the constraints between words aside), toy_distance (flm_core.toy.distance), toy_failures
+           (samples per first broken constraint)
     toy_source(sources) -> "toy:NAME" when every model was trained on that toy language, None for corpus models
     position_marginals(blocks, K) / factorised_samples(marginals, n, seed)
         -> what one step of a sampler that decides positions independently writes with a *perfect* network
@@ -21,9 +22,9 @@ import torch
 
 from flm_core import metrics
 from flm_core.tokens import decode
-from flm_core.toy import ToyLanguage, check_ids, distance, documents, failures, is_toy, language
+from flm_core.toy import ToyLanguage, check_ids, distance, documents, failures, grammatical_share, is_toy, language
 
-TOY_KEYS = ("toy_validity", "toy_distance", "entropy")
+TOY_KEYS = ("toy_validity", "toy_grammatical", "toy_distance", "entropy")
 
 
 def toy_source(sources: Sequence[str | None]) -> str | None:
@@ -69,6 +70,7 @@ class ToyReference:
         checks = self.checks(tokens)
         return {"entropy": metrics.unigram_entropy(tokens),
                 "toy_validity": sum(c.valid for c in checks) / len(checks),
+                "toy_grammatical": grammatical_share(checks),
                 "toy_distance": distance(self.language, checks), "toy_failures": failures(checks)}
 
 

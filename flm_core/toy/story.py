@@ -32,7 +32,8 @@ final count equal to N0 plus the finds minus the gives.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -120,9 +121,19 @@ class StoryLanguage:
 
     def check(self, words: Sequence[str]) -> Check:
         try:
-            return self._parse(list(words))
+            return replace(self._parse(list(words)), grammatical=True)
         except _Failure as failure:
-            return failure.check
+            return replace(failure.check, grammatical=self.grammatical(words))
+
+    def grammatical(self, words: Sequence[str]) -> bool:
+        """The story's shape as a regular expression over word classes (N name, # number, C colour, F fruit,
+        P pronoun): 'N has # C F . (P (gives # to N|finds # more F) . ){min,max}now N has # C F .'."""
+        classes = {**{n: "N" for n in self.names}, **{str(k): "#" for k in range(self.max_count + 1)},
+                   **{c: "C" for c in self.colours}, **{f: "F" for pair in self.fruits for f in pair},
+                   "she": "P", "he": "P"}
+        shape = " ".join(classes.get(w, w if w in self.words else "?") for w in words)
+        events = f"(P (gives # to N|finds # more F) \\. ){{{self.min_events},{self.max_events}}}"
+        return re.fullmatch(f"N has # C F \\. {events}now N has # C F \\.", shape) is not None
 
     def _parse(self, w: list[str]) -> Check:
         names, m = self.names, self.max_count
