@@ -439,8 +439,12 @@ def markdown_table(result: dict[str, Any]) -> str:
                                        f"evaluator `{st['evaluator'] or 'none'}`") + f"; data `{st['data']}`.",
              f"Device {env['device']}" + (f" ({env['accelerator']})" if env.get("accelerator") else "")
              + f", {env['processor']}, {env['torch_threads']} torch threads, torch {env['torch']}, "
-             f"{env['timestamp']}.", "",
-             "| " + " | ".join(header) + " |", "|---|---|" + "--:|" * (len(header) - 2)]
+             f"{env['timestamp']}."]
+    knobs = ([f"re-noise {st['renoise']:g} (flows)"] if st.get("renoise") else []) + (
+        [f"guided by `{st['guide']}` at w {st['guidance']:g} (rows of its kind)"] if st.get("guide") else [])
+    if knobs:
+        lines.append(f"Flow sampler: {'; '.join(knobs)}.")
+    lines += ["", "| " + " | ".join(header) + " |", "|---|---|" + "--:|" * (len(header) - 2)]
     for r in rows:
         name = r["model"] + (" *" if r.get("self_evaluated") else "")
         cells = [_fmt(r.get(key), digits) for _, key, digits in columns]

@@ -156,6 +156,8 @@ def test_sample_evaluate_and_bench_take_a_guide(flm_checkpoint, tiny_data, capsy
     result = bench.evaluate_checkpoint(str(flm_checkpoint), str(tiny_data), steps=2, num_samples=2, mauve=False,
                                        guide=str(flm_checkpoint), guidance=2.0)
     assert (result["nfe"], result["guidance"], result["guide"]) == (4, 2.0, str(flm_checkpoint))
-    rows = bench.run_bench([str(flm_checkpoint)], str(tiny_data), steps=[2], num_samples=2, repeats=1, mauve=False,
-                           guide=str(flm_checkpoint), guidance=2.0)["rows"]
-    assert (rows[0]["nfe"], rows[0]["guidance"], rows[0]["guide"]) == (4, 2.0, str(flm_checkpoint))
+    result = bench.run_bench([str(flm_checkpoint)], str(tiny_data), steps=[2], num_samples=2, repeats=1, mauve=False,
+                             guide=str(flm_checkpoint), guidance=2.0)
+    row = result["rows"][0]
+    assert (row["nfe"], row["guidance"], row["guide"]) == (4, 2.0, str(flm_checkpoint))
+    assert f"Flow sampler: guided by `{flm_checkpoint}` at w 2 (rows of its kind)." in bench.markdown_table(result)
