@@ -17,7 +17,7 @@ from flm_core.kinds import Kind, kind_of
 from flm_core.memory import available_bytes, generation_bytes, gib
 from flm_core.models import build_network
 from flm_core.models.guided import GuidedDenoiser
-from flm_core.samplers import Held, run_sampler
+from flm_core.samplers import Held, Sampler, run_sampler
 from flm_core.tokens import decode, document_start_id, load_tokenizer
 from flm_core.trajectory import MAX_RECORDED_STEPS, Recorder, Trajectory
 
@@ -74,7 +74,7 @@ class Pipeline:
                              f"{self.seq_len}): use a guide trained on the same prepared data")
         self.guide = guide
 
-    def guided_sampler(self, guidance: float):
+    def guided_sampler(self, guidance: float) -> Sampler:
         """The sampler for autoguidance weight w: this model's own at w = 1 (the guide is not called), else one
         over `GuidedDenoiser` (logits l_weak + w (l_strong - l_weak))."""
         if not (math.isfinite(guidance) and guidance >= 0):
