@@ -12,7 +12,7 @@ set -euo pipefail
 RUNS=${1:-runs/toy}
 SOURCE=${SOURCE:-toy:story}
 DATA=${DATA:-data/toy-${SOURCE#toy:}}
-STEPS=${STEPS:-3000}
+STEPS=${STEPS:-4000}
 DISTILL_STEPS=${DISTILL_STEPS:-3000}
 BATCH=${BATCH:-64}
 LR=${LR:-2e-3}
