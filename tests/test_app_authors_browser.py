@@ -3,34 +3,17 @@ started with HF_ENDPOINT pointing at the local Hub (tests/hub_server.py): the pr
 bytes arrive, then the checkpoint is listed as in the cache and among the checkpoints, labelled the authors'."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from hub_server import hub, hub_repos  # noqa: F401 - fixtures
 from test_app import make_tiny_checkpoints
-from test_app_browser import CHROMIUM, ROOT, _free_port, _settle, _shot, _wait_healthy, pytestmark  # noqa: F401
+from test_app_browser import CHROMIUM, _serve, _settle, _shot, pytestmark  # noqa: F401
 
 
 @pytest.fixture
 def app_url(hub, tmp_path):
     make_tiny_checkpoints(tmp_path / "ckpts", seq_len=32)
-    port = _free_port()
-    env = dict(os.environ, FLM_EXPLORER_CHECKPOINTS=str(tmp_path / "ckpts"), PYTHONUNBUFFERED="1",
-               OMP_NUM_THREADS="1")  # HF_ENDPOINT and HF_HUB_CACHE from the hub fixture
-    with open(tmp_path / "streamlit.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-                                 "--server.headless", "true", "--server.fileWatcherType", "none"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://localhost:{port}"
-        try:
-            _wait_healthy(url, proc)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    yield from _serve(str(tmp_path / "ckpts"), tmp_path, OMP_NUM_THREADS="1")  # HF_ENDPOINT, HF_HUB_CACHE: the hub fixture
 
 
 def test_download_button_in_the_browser(app_url, hub, tmp_path):

@@ -79,10 +79,11 @@ def toy_server(tmp_path_factory):
     yield from _serve(str(root), root)
 
 
-def _serve(checkpoints: str, root: Path):
-    """`streamlit run app/main.py` over `checkpoints` (its log in root): yields its URL, stops it afterwards."""
+def _serve(checkpoints: str, root: Path, **environment: str):
+    """`streamlit run app/main.py` over `checkpoints` (its log in root; more environment variables as keywords):
+    yields its URL, stops it afterwards."""
     port = _free_port()
-    env = dict(os.environ, FLM_EXPLORER_CHECKPOINTS=checkpoints, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, FLM_EXPLORER_CHECKPOINTS=checkpoints, PYTHONUNBUFFERED="1", **environment)
     env.pop("FLM_EXPLORER_BENCHMARKS", None)
     log = open(root / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
