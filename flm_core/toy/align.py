@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -30,7 +31,7 @@ class AlignLanguage:
     def seq_len(self) -> int:
         return 1 + self.length
 
-    @property
+    @cached_property
     def words(self) -> tuple[str, ...]:
         return tuple(f"w{i}" for i in range(self.vocab))
 
@@ -38,7 +39,7 @@ class AlignLanguage:
         return [f"w{rng.integers(self.vocab)}"] * self.length
 
     def check(self, words: Sequence[str]) -> Check:
-        known, grammatical = set(self.words), self.grammatical(words)
+        known, grammatical = self._vocabulary, self.grammatical(words)
         for i, word in enumerate(words):
             if word not in known:
                 return Check(False, "vocabulary", i, f"unknown word {word!r}")
@@ -51,7 +52,11 @@ class AlignLanguage:
 
     def grammatical(self, words: Sequence[str]) -> bool:
         """length words of the vocabulary, equal or not."""
-        return len(words) == self.length and set(words) <= set(self.words)
+        return len(words) == self.length and set(words) <= self._vocabulary
+
+    @cached_property
+    def _vocabulary(self) -> frozenset[str]:
+        return frozenset(self.words)
 
     def law(self, group: tuple[str, ...]) -> dict[tuple, float]:
         if tuple(group) != ("token",):

@@ -5,6 +5,7 @@
            the constraints between words aside), toy_distance (flm_core.toy.distance), toy_failures
            (samples per first broken constraint)
     toy_source(sources) -> "toy:NAME" when every model was trained on that toy language, None for corpus models
+    steps_table(rows) -> a markdown table of bench rows, models x step counts (the README's and docs' table)
     position_marginals(blocks, K) / factorised_samples(marginals, n, seed)
         -> what one step of a sampler that decides positions independently writes with a *perfect* network
 
@@ -87,3 +88,29 @@ def factorised_samples(marginals: np.ndarray, n: int, seed: int = 0) -> np.ndarr
     cdf = np.cumsum(marginals, axis=1)
     u = rng.random((n, marginals.shape[0], 1))
     return np.minimum((u > cdf[None]).sum(-1), marginals.shape[1] - 1)
+
+
+def steps_table(rows: Sequence[dict]) -> str:
+    """Markdown: one line per model (a fixed-steps model in its first column, with its calls), one column per
+    step count, each cell 'validity / grammatical share / distance'; the generator's row last."""
+    def cell(r: dict) -> str:
+        return f"{r['toy_validity']:.0%} / {r['toy_grammatical']:.0%} / {r['toy_distance']:.2f}"
+
+    models = [r for r in rows if r["kind"] != "data"]
+    names = list(dict.fromkeys(r["model"] for r in models))
+    by_model = {name: {r["steps"]: r for r in models if r["model"] == name} for name in names}
+    steps = sorted({s for settings in by_model.values() if len(settings) > 1 for s in settings})
+    lines = ["| model | " + " | ".join(f"{s} step{'s' if s > 1 else ''}" for s in steps) + " |",
+             "|---|" + "--:|" * len(steps)]
+    for name, settings in by_model.items():
+        if len(settings) == 1:
+            (only,) = settings.values()
+            cells = [cell(only)] + [""] * (len(steps) - 1)
+            name = f"{name} ({only['nfe']} calls)"
+        else:
+            cells = [cell(settings[s]) if s in settings else "–" for s in steps]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    data = next((r for r in rows if r["kind"] == "data"), None)
+    if data is not None:
+        lines.append(f"| generator ({data['num_samples']} stories) | " + " | ".join([cell(data)] + [""] * (len(steps) - 1)) + " |")
+    return "\n".join(lines)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -79,7 +80,7 @@ class StoryLanguage:
     def seq_len(self) -> int:
         return 1 + 6 + 6 * self.max_events + 7
 
-    @property
+    @cached_property
     def words(self) -> tuple[str, ...]:
         numbers = tuple(str(n) for n in range(self.max_count + 1))
         forms = tuple(form for pair in self.fruits for form in pair)
@@ -128,16 +129,28 @@ class StoryLanguage:
     def grammatical(self, words: Sequence[str]) -> bool:
         """The story's shape as a regular expression over word classes (N name, # number, C colour, F fruit,
         P pronoun): 'N has # C F . (P (gives # to N|finds # more F) . ){min,max}now N has # C F .'."""
-        classes = {**{n: "N" for n in self.names}, **{str(k): "#" for k in range(self.max_count + 1)},
-                   **{c: "C" for c in self.colours}, **{f: "F" for pair in self.fruits for f in pair},
-                   "she": "P", "he": "P"}
-        shape = " ".join(classes.get(w, w if w in self.words else "?") for w in words)
+        classes = self._word_classes
+        shape = " ".join(classes.get(w, w if w in self._vocabulary else "?") for w in words)
+        return self._shape.fullmatch(shape) is not None
+
+    @cached_property
+    def _word_classes(self) -> dict[str, str]:
+        return {**{n: "N" for n in self.names}, **{str(k): "#" for k in range(self.max_count + 1)},
+                **{c: "C" for c in self.colours}, **{f: "F" for pair in self.fruits for f in pair},
+                "she": "P", "he": "P"}
+
+    @cached_property
+    def _shape(self) -> re.Pattern:
         events = f"(P (gives # to N|finds # more F) \\. ){{{self.min_events},{self.max_events}}}"
-        return re.fullmatch(f"N has # C F \\. {events}now N has # C F \\.", shape) is not None
+        return re.compile(f"N has # C F \\. {events}now N has # C F \\.")
+
+    @cached_property
+    def _vocabulary(self) -> frozenset[str]:
+        return frozenset(self.words)
 
     def _parse(self, w: list[str]) -> Check:
         names, m = self.names, self.max_count
-        read = _Reader(w, set(self.words))
+        read = _Reader(w, self._vocabulary)
         owner = read.one_of(names, "a name")
         read.word("has")
         count = start = read.number(m)
@@ -278,7 +291,7 @@ def _uniform(values: Sequence[str]) -> dict[tuple, float]:
 class _Reader:
     """Reads a story word by word; every failure names its word position."""
 
-    def __init__(self, words: list[str], vocabulary: set[str]):
+    def __init__(self, words: list[str], vocabulary: frozenset[str]):
         self.words, self.vocabulary, self.at = words, vocabulary, 0
 
     def peek(self) -> str | None:
