@@ -12,33 +12,47 @@ import logging
 import shlex
 import sys
 
-from flm_core.config import MODEL_PRESETS, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
+from flm_core.config import MODEL_PRESETS, TRAINING_PRESETS, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
 from flm_core.errors import one_line
 from flm_core.kinds import KINDS, kind_of
 
 log = logging.getLogger("flm_core")
 
 def _prepare_data(args: argparse.Namespace) -> None:
-    from flm_core.data import prepare
+    from flm_core.data import DATA_PRESETS, DEFAULT_SOURCE, prepare
 
-    manifest = prepare(args.source, args.out, vocab_size=args.vocab_size, seq_len=args.seq_len,
-                       val_fraction=args.val_fraction, seed=args.seed)
+    settings = {"source": args.source, "tokenizer": args.tokenizer, "seq_len": args.seq_len}
+    if args.preset:  # the preset fills what the command line left out
+        settings = {k: v if v is not None else DATA_PRESETS[args.preset][k] for k, v in settings.items()}
+    manifest = prepare(settings["source"] or DEFAULT_SOURCE, args.out, vocab_size=args.vocab_size,
+                       seq_len=settings["seq_len"], val_fraction=args.val_fraction, seed=args.seed,
+                       tokenizer=settings["tokenizer"], streaming=args.streaming,
+                       tokenizer_sample_chars=args.tokenizer_sample_chars, shard_tokens=args.shard_tokens)
     print(json.dumps({k: manifest[k] for k in ("source", "counts") if k in manifest}, indent=2))
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig:
     from flm_core.data import load_manifest
-    from flm_core.tokens import load_tokenizer
+    from flm_core.tokens import is_foreign, load_tokenizer
 
     spec = kind_of(args.kind)
     manifest = load_manifest(args.data)
-    vocab_size = load_tokenizer(args.data).get_vocab_size()
-    model = dict(MODEL_PRESETS[args.preset])
+    tokenizer = load_tokenizer(args.data)
+    if spec.own_special_ids and is_foreign(tokenizer):
+        raise ValueError(f"train {args.kind} needs flm_core's own special tokens (mask, separator), which "
+                         f"{args.data}'s tokenizer lacks: prepare the data without --tokenizer, or train flm/fmlm")
+    vocab_size = tokenizer.get_vocab_size()
+    preset = TRAINING_PRESETS.get(args.preset)
+    model = dict(MODEL_PRESETS[preset["model"] if preset else args.preset])
     for name in ("hidden_size", "n_blocks", "n_heads", "cond_dim", "dropout"):
         if getattr(args, name) is not None:
             model[name] = getattr(args, name)
     seq_len = manifest["settings"]["seq_len"]
+    if preset and seq_len != preset["seq_len"]:
+        log.warning("--preset %s is the paper's run at length %d; %s has blocks of %d (prepare-data --preset %s "
+                    "gives the paper's data)", args.preset, preset["seq_len"], args.data, seq_len, args.preset)
     learnable_loss_weighting = args.learnable_loss_weighting
+    self_condition = args.self_condition
     if args.init_from:  # a warm start keeps the shape (and dropout) of the checkpoint it continues
         init = _checkpoint_config(args.init_from)  # its kind is checked by the trainer
         shape = ("hidden_size", "n_blocks", "n_heads", "cond_dim", "dropout")
@@ -49,6 +63,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         _require_data_tokenizer("--init-from", args.init_from, args.data)
         model = {k: getattr(init.model, k) for k in shape}
         learnable_loss_weighting = init.model.learnable_loss_weighting
+        self_condition = args.self_condition or init.model.self_condition  # the flag may switch it on
     elif spec.two_times:  # a flow map starts from its teacher's shape
         teacher = _checkpoint_config(args.teacher)  # the weights are read once, by the trainer
         model = {k: getattr(teacher.model, k) for k in ("hidden_size", "n_blocks", "n_heads", "cond_dim")}
@@ -58,12 +73,14 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     objective = ObjectiveConfig(
         name=f"{spec.name}-{args.objective}" if spec.two_times else spec.objective_names[0],
         boundary_prob=args.boundary_prob, teacher=args.teacher if spec.two_times else None)
-    training = TrainConfig(**{k: v for k, v in vars(args).items()
-                              if k in TrainConfig.__dataclass_fields__ and v is not None})
+    training = TrainConfig(**{**(preset["training"] if preset else {}),  # flags given override the preset
+                              **{k: v for k, v in vars(args).items()
+                                 if k in TrainConfig.__dataclass_fields__ and v is not None}})
     return RunConfig(kind=args.kind, objective=objective, training=training,
                      model=ModelConfig(vocab_size=vocab_size, seq_len=seq_len, causal=spec.causal,
                                        double_time=spec.two_times,
-                                       learnable_loss_weighting=learnable_loss_weighting, **model))
+                                       learnable_loss_weighting=learnable_loss_weighting,
+                                       self_condition=self_condition, **model))
 
 
 def _checkpoint_config(directory: str) -> RunConfig:
@@ -242,24 +259,35 @@ def _guidance_arguments(p: argparse.ArgumentParser, who: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from flm_core.data import DEFAULT_SEQ_LEN, DEFAULT_SOURCE, DEFAULT_VOCAB_SIZE
+    from flm_core.data import (DATA_PRESETS, DEFAULT_SEQ_LEN, DEFAULT_SOURCE, DEFAULT_VOCAB_SIZE,
+                               TOKENIZER_SAMPLE_CHARS)
+    from flm_core.shards import SHARD_TOKENS
     from flm_core.schedule import STEP_GRID
 
     parser = argparse.ArgumentParser(prog="python -m flm_core", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare-data", help="corpus -> tokenizer + packed token blocks")
-    p.add_argument("--source", default=DEFAULT_SOURCE,
-                   help="wiki-vital (default), a .txt/.jsonl file or folder, lm1b/openwebtext/hf:NAME, or a "
+    p = sub.add_parser("prepare-data", help="corpus -> tokenizer + packed token blocks in shards (streamed)")
+    p.add_argument("--source", default=None,
+                   help=f"{DEFAULT_SOURCE} (default), a .txt/.jsonl file or folder, lm1b/openwebtext/hf:NAME, or a "
                         "synthetic language: toy:story, toy:align (generated, no files)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--preset", choices=sorted(DATA_PRESETS),
+                   help="the paper's data: source, tokenizer and block length (flags given override it)")
+    p.add_argument("--tokenizer", default=None,
+                   help="use this tokenizer instead of training one: bert-base-uncased, gpt2 or a tokenizer.json")
     p.add_argument("--vocab-size", type=int, default=None,
-                   help=f"BPE vocabulary (default {DEFAULT_VOCAB_SIZE}; a toy language fixes its own)")
+                   help=f"BPE vocabulary to train (default {DEFAULT_VOCAB_SIZE}; a toy language fixes its own)")
     p.add_argument("--seq-len", type=int, default=None,
                    help=f"block length (default {DEFAULT_SEQ_LEN}; a toy language's own length)")
     p.add_argument("--val-fraction", type=float, default=0.02)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--streaming", action="store_true",
+                   help="hf:NAME: read the dataset from the Hub as it goes instead of the local HF cache")
+    p.add_argument("--tokenizer-sample-chars", type=int, default=TOKENIZER_SAMPLE_CHARS,
+                   help="a trained tokenizer learns from the first this many characters of train documents")
+    p.add_argument("--shard-tokens", type=int, default=SHARD_TOKENS, help="tokens per on-disk shard")
     p.set_defaults(func=_prepare_data)
 
     p = sub.add_parser("train", help="train a model of one kind")
@@ -267,18 +295,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder written by prepare-data")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    p.add_argument("--preset", choices=sorted(MODEL_PRESETS), default="cpu", help="model size preset")
+    p.add_argument("--preset", choices=sorted(MODEL_PRESETS) + sorted(TRAINING_PRESETS), default="cpu",
+                   help="model size (cpu, small, tiny), or one of the paper's runs: its model size and training "
+                        "settings (flags given override them; prepare the data with the same --preset)")
     for name, kind in (("hidden-size", int), ("n-blocks", int), ("n-heads", int), ("cond-dim", int),
                        ("dropout", float)):
         p.add_argument(f"--{name}", type=kind, default=None, help="override the preset")
     p.add_argument("--learnable-loss-weighting", action="store_true")
+    p.add_argument("--self-condition", action="store_true",
+                   help="flm: the network also reads its previous estimate D (training: a no-grad first pass on "
+                        "half the rows, zeros on the others; sampling: the previous step's D); with --init-from "
+                        "the new input starts at zero, so the run starts from the checkpoint's function")
     p.add_argument("--teacher", help="fmlm: FLM checkpoint directory to distil")
     p.add_argument("--init-from", help="checkpoint directory of the same kind whose weights, shape and tokenizer "
                                        "start the run (a warm start: fresh optimizer and step count)")
     p.add_argument("--objective", choices=["semigroup", "lagrangian"], default="semigroup", help="fmlm objective")
     p.add_argument("--boundary-prob", type=float, default=0.1, help="fmlm: probability of (s, t) = (0, 1)")
     for name, kind in (("batch-size", int), ("grad-accum", int), ("lr", float), ("warmup-steps", int),
-                       ("max-steps", int), ("max-minutes", float), ("min-lr-ratio", float), ("weight-decay", float), ("ema", float),
+                       ("max-steps", int), ("max-minutes", float), ("min-lr-ratio", float), ("weight-decay", float), ("adam-beta2", float), ("ema", float),
                        ("eval-every", int), ("eval-batches", int), ("save-every-minutes", float),
                        ("log-every", int), ("seed", int)):
         p.add_argument(f"--{name}", type=kind, default=None)

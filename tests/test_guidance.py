@@ -42,16 +42,22 @@ def test_guided_logits_are_the_hand_combination_dense_and_low_rank(pair):
 
 
 def reference_guided(pair, steps: int, seed: int, w: float) -> torch.Tensor:
-    """The last D of an independent dense Euler loop on softmax(l_weak + w (l_strong - l_weak))."""
+    """The last D of an independent dense Euler loop on softmax(l_weak + w (l_strong - l_weak)); a
+    self-conditioned strong network reads the previous D (zeros first), and so does a self-conditioned guide."""
     strong, weak = pair["strong"].network, pair["weak"].network
     k = pair["strong"].vocab_size
     z = torch.randn(B, L, k, generator=torch.Generator().manual_seed(seed))
     t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
     g = gamma_from_alpha(t, k).float()
+    d = torch.zeros_like(z)
+
+    def fed(net) -> dict:  # the sampler feeds a self-conditioned strong network, and the guide where it can read it
+        return {"estimate": d} if strong.config.self_condition and net.config.self_condition else {}
     with torch.no_grad():
         for i in range(steps):
             s = torch.full((B,), float(t[i]))
-            d = torch.softmax(weak(z, s) + w * (strong(z, s) - weak(z, s)), -1)
+            l_weak = weak(z, s, **fed(weak))
+            d = torch.softmax(l_weak + w * (strong(z, s, **fed(strong)) - l_weak), -1)
             z = z + (g[i + 1] - g[i]) / (1 - g[i]) * (d - z)  # Euler; the last step lands on d
     return d
 
@@ -65,6 +71,19 @@ def test_guided_sampling_equals_an_independent_loop(pair):
     low_rank = pair["strong"].generate(B, 5, seed=4, guidance=2.0)  # h = x @ [E_strong | E_weak]
     assert torch.equal(low_rank.tokens, d.argmax(-1))
     assert (recorded.guidance, recorded.guide) == (2.0, pair["weak"].path)
+
+
+@pytest.mark.parametrize("guide_self_conditioned", [False, True])
+def test_a_self_conditioned_model_guided_feeds_back_the_guided_prediction(pair, guide_self_conditioned):
+    """The guided D is fed back to the strong network, and to the guide only where it is self-conditioned
+    (a plain guide gets no estimate)."""
+    strong = pair["make"]("flm", 11, self_condition=True)
+    weak = pair["make"]("flm", 12, hidden_size=16, cond_dim=8, self_condition=guide_self_conditioned)
+    strong.set_guide(weak)
+    d = reference_guided({"strong": strong, "weak": weak}, steps=4, seed=2, w=2.0)
+    for record in (False, True):
+        gen = strong.generate(B, 4, seed=2, record=record, guidance=2.0)
+        assert torch.equal(gen.tokens, d.argmax(-1)) and gen.nfe == 8
 
 
 def count_calls(network) -> tuple[list, callable]:

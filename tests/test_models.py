@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from flm_core.config import ModelConfig
+from flm_core.config import ConfigError, ModelConfig
 from flm_core.models import ARTransformer, DiT, build_network, parameter_count
 
 K, L, B = 61, 12, 3
@@ -34,7 +34,7 @@ def times(seed: int = 0, b: int = B) -> torch.Tensor:
 
 @pytest.mark.parametrize("kw", [{}, {"double_time": True}, {"causal": True}, {"learnable_loss_weighting": True},
                                 {"causal": True, "learnable_loss_weighting": True},
-                                {"double_time": True, "learnable_loss_weighting": True},
+                                {"double_time": True, "learnable_loss_weighting": True}, {"self_condition": True},
                                 {"hidden_size": 48, "n_heads": 3, "n_blocks": 3, "cond_dim": 24}])
 def test_parameter_count_of_a_config_is_exact(kw):
     config = cfg(**kw)
@@ -120,6 +120,33 @@ def test_zero_init_second_time_matches_one_time_network(randomize):
     # the second embedder still trains: its first layer is random, so gradients reach its last layer
     two(x, s, times(7)).square().sum().backward()
     assert two.sigma_map_prime.mlp[2].weight.grad.abs().sum() > 0
+
+
+def test_a_zero_projection_self_conditioned_dit_is_the_plain_one_for_any_estimate(randomize):
+    """Self-conditioning adds W (D_prev @ E) + b to the input with W, b zero at init: given the plain network's
+    weights, the logits are the plain ones bit for bit whatever the estimate, on both input paths."""
+    plain = randomize(DiT(cfg()), seed=3)
+    conditioned = DiT(cfg(self_condition=True))
+    missing, unexpected = conditioned.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and sorted(missing) == ["estimate_proj.bias", "estimate_proj.weight"]
+    x, s, e = noise(5), times(6), plain.vocab_embed.embedding.detach()
+    for estimate in (None, torch.zeros(B, L, K), torch.softmax(noise(7), -1), 10 * noise(8)):
+        assert torch.equal(conditioned(x, s, estimate=estimate), plain(x, s))
+        embedded = None if estimate is None else estimate @ e
+        assert torch.equal(conditioned.forward_embedded(x @ e, s, estimate=embedded), plain.forward_embedded(x @ e, s))
+
+
+def test_a_trained_projection_reads_the_estimate_through_the_embedding(randomize):
+    net = randomize(DiT(cfg(self_condition=True)), seed=4)
+    x, s, e = noise(5), times(6), net.vocab_embed.embedding.detach()
+    d_prev = torch.softmax(noise(7), -1)
+    assert (net(x, s, estimate=d_prev) - net(x, s)).abs().max() > 1e-3
+    torch.testing.assert_close(net(x, s, estimate=d_prev), net.forward_embedded(x @ e, s, estimate=d_prev @ e))
+    assert torch.equal(net(x, s), net(x, s, estimate=torch.zeros(B, L, K)))  # no estimate reads as zeros
+    with pytest.raises(ValueError, match="not self-conditioned"):
+        DiT(cfg())(x, s, estimate=d_prev)
+    with pytest.raises(ConfigError, match="self_condition"):
+        cfg(causal=True, self_condition=True).validate()
 
 
 # ------------------------------------------------------------------ AR: KV cache and causality

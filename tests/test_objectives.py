@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import EstimateSpy
 from flm_core import objectives
 from flm_core.config import ModelConfig
 from flm_core.models import ARTransformer, DiT
@@ -377,3 +378,46 @@ def test_kl_to_logits_reference_and_zero_targets():
     assert out.shape == (2, 3) and torch.isfinite(out).all()
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
     assert objectives.kl_to_logits(torch.softmax(logits, -1), logits).abs().max() < 1e-5
+
+
+# ------------------------------------------------------------------ self-conditioning
+
+
+def self_conditioned(plain: torch.nn.Module) -> DiT:
+    """A self-conditioned copy of `plain` with the fresh (zero) projection."""
+    net = DiT(cfg(self_condition=True))
+    net.load_state_dict(plain.state_dict(), strict=False)
+    return net
+
+
+@pytest.mark.parametrize("low_rank", [True, False])
+def test_self_conditioning_feeds_a_no_grad_first_pass_to_half_the_rows(randomize, low_rank):
+    """Call 1: D-hat on a random half of the rows, with no estimate. Call 2: the whole batch, reading D-hat
+    (lifted to the input's space: @ E on the low-rank path) on those rows and zeros on the others."""
+    spy = EstimateSpy(randomize(DiT(cfg(self_condition=True)), seed=13))
+    objectives.flm_loss(spy, data(4), gen(7), low_rank_noise=low_rank)
+    (x1, s1, e1, out1), (x2, s2, e2, _) = spy.calls
+    assert e1 is None and x1.shape[0] == B // 2 and x2.shape[0] == B
+    rows = torch.stack([(s2 == v).nonzero().squeeze() for v in s1])  # stratified times are distinct
+    torch.testing.assert_close(x1, x2[rows], rtol=0, atol=0)
+    lift = spy.vocab_embed if low_rank else (lambda probs: probs)
+    torch.testing.assert_close(e2[rows], lift(torch.softmax(out1, -1)).detach(), rtol=0, atol=1e-6)
+    others = torch.ones(B, dtype=torch.bool)
+    others[rows] = False
+    assert not e2[others].any() and e2[rows].abs().sum((1, 2)).min() > 0
+
+
+@pytest.mark.parametrize("low_rank", [True, False])
+def test_self_conditioned_flm_loss_is_deterministic_starts_as_the_plain_loss_and_trains_the_projection(
+        randomize, low_rank):
+    plain = randomize(DiT(cfg()), seed=12)
+    net = self_conditioned(plain)
+
+    def loss(network, seed):
+        return objectives.flm_loss(network, data(3), gen(seed), low_rank_noise=low_rank)[0]
+
+    a, b, c = loss(net, 5), loss(net, 5), loss(net, 6)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a, loss(plain, 5))  # zero projection; the first pass draws after t and the noise
+    a.backward()
+    assert net.estimate_proj.weight.grad.abs().sum() > 0 and net.estimate_proj.bias.grad.abs().sum() > 0

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from conftest import EstimateSpy
 from flm_core.models import build_network
 from flm_core.pipeline import Generation, Pipeline
 from flm_core.samplers import run_sampler
@@ -156,13 +157,13 @@ def test_flow_sampler_last_state_is_the_final_prediction(pipes, kind):
     plan = sampler.plan(steps, torch.device("cpu"))
     generator = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        x = sampler.init_state(B, plan, generator, torch.device("cpu"))
+        state = sampler.init_state(B, plan, generator, torch.device("cpu"))
         for i in range(steps):
-            x, out = sampler.step(x, i, plan, generator)
+            state, out = sampler.step(state, i, plan, generator)
     assert out.gamma < 1 and plan.g_host[-1] == 1
-    torch.testing.assert_close(x, out.probs, rtol=0, atol=1e-6)
-    assert torch.equal(sampler.tokens(x), out.probs.argmax(-1))
-    assert torch.equal(sampler.tokens(x), pipe.generate(B, steps, seed=3).tokens)
+    torch.testing.assert_close(state.x, out.probs, rtol=0, atol=1e-6)
+    assert torch.equal(sampler.tokens(state), out.probs.argmax(-1))
+    assert torch.equal(sampler.tokens(state), pipe.generate(B, steps, seed=3).tokens)
 
 
 def dense_noise(pipe, batch: int, seed: int) -> torch.Tensor:
@@ -172,15 +173,18 @@ def dense_noise(pipe, batch: int, seed: int) -> torch.Tensor:
 
 def reference_euler(pipe, steps: int, seed: int, held: tuple[list[int], list[int]] | None = None) -> torch.Tensor:
     """The last D of an independent Euler loop, z <- z + (g_{i+1} - g_i) (D(z, t_i) - z) / (1 - g_i) on
-    t_i = i / steps, that re-imposes x_g = (1 - g) eps + g e(id) at held (positions, ids) after each step."""
+    t_i = i / steps, that re-imposes x_g = (1 - g) eps + g e(id) at held (positions, ids) after each step.
+    A self-conditioned network also reads the previous D (zeros first)."""
     k = pipe.vocab_size
     eps = dense_noise(pipe, B, seed)
     z = eps.clone()
     t = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
     g = gamma_from_alpha(t, k)
+    d = torch.zeros_like(z)
     with torch.no_grad():
         for i in range(steps):
-            d = torch.softmax(pipe.network(z, torch.full((B,), float(t[i]))), -1)
+            fed = {"estimate": d} if pipe.config.model.self_condition else {}
+            d = torch.softmax(pipe.network(z, torch.full((B,), float(t[i])), **fed), -1)
             z = z + float((g[i + 1] - g[i]) / (1 - g[i])) * (d - z)
             if held is not None:
                 positions, ids = held
@@ -215,10 +219,10 @@ def test_low_rank_state_is_the_projection_of_the_dense_state(pipes, kind):
     h = sampler.init_state(B, low, torch.Generator().manual_seed(9), dev)
     x = sampler.init_state(B, dense, torch.Generator().manual_seed(9), dev)
     embedding = pipe.network.vocab_embed.embedding.detach()
-    assert h.shape == (B, L, embedding.shape[1]) and x.shape == (B, L, pipe.vocab_size)
+    assert h.x.shape == (B, L, embedding.shape[1]) and x.x.shape == (B, L, pipe.vocab_size)
     with torch.no_grad():
         for i in range(steps):
-            torch.testing.assert_close(x @ embedding, h, rtol=0, atol=2e-5)
+            torch.testing.assert_close(x.x @ embedding, h.x, rtol=0, atol=2e-5)
             h, out_low = sampler.step(h, i, low, None)
             x, out_dense = sampler.step(x, i, dense, None)
             torch.testing.assert_close(out_low.probs, out_dense.probs, rtol=0, atol=1e-5)
@@ -232,8 +236,8 @@ def test_flm_and_fmlm_given_one_seed_start_from_the_same_noise(pipes):
     starts = {}
     for kind in ("flm", "fmlm"):
         sampler = pipes[kind].sampler
-        h = sampler.init_state(B, sampler.plan(1, dev), torch.Generator().manual_seed(4), dev)
-        x = sampler.init_state(B, sampler.plan(1, dev, dense=True), torch.Generator().manual_seed(4), dev)
+        h = sampler.init_state(B, sampler.plan(1, dev), torch.Generator().manual_seed(4), dev).x
+        x = sampler.init_state(B, sampler.plan(1, dev, dense=True), torch.Generator().manual_seed(4), dev).x
         torch.testing.assert_close(h, x @ pipes[kind].network.vocab_embed.embedding.detach())
         starts[kind] = x
     assert torch.equal(starts["flm"], starts["fmlm"])
@@ -384,6 +388,32 @@ def test_held_positions_are_recorded_as_the_tokens_the_sampler_used(pipes, kind)
     if kind == "ar":  # not yet written: whatever the record held there before, not the held token as certain
         assert not bool((tr.top_probs[:, :, held, 0][~written] == 1).all())
     assert torch.equal(gen.tokens[:, held], pipes[kind].held_tokens("ab", "cd").ids.expand(B, -1))
+
+
+# ------------------------------------------------------------------ self-conditioning
+
+
+def test_a_self_conditioned_flm_reads_the_previous_prediction_at_no_extra_call(tokenizer, make_config, randomize):
+    """Zeros at the first call, then the previous call's D (as D @ E where the run keeps h = x @ E); one call
+    per step; recorded and unrecorded runs agree with an independent dense loop that feeds D back."""
+    config = make_config("flm", tokenizer.get_vocab_size(), seq_len=L, self_condition=True)
+    spy = EstimateSpy(randomize(build_network(config.model), seed=21))
+    pipe, steps = Pipeline(config, spy, tokenizer), 5
+    runs = {}
+    for record in (False, True):
+        spy.calls.clear()
+        runs[record] = pipe.generate(B, steps, seed=0, record=record)
+        assert runs[record].nfe == steps == len(spy.calls)
+        lift = (lambda probs: probs) if record else spy.vocab_embed
+        assert not spy.calls[0][2].any()
+        for (*_, logits), (_, _, estimate, _) in zip(spy.calls, spy.calls[1:]):
+            torch.testing.assert_close(estimate, lift(torch.softmax(logits, -1)), rtol=0, atol=1e-6)
+    check_trajectory(runs[True].trajectory, "flm", steps, pipe.vocab_size, runs[True].tokens)
+    d = reference_euler(pipe, steps, seed=0)
+    assert torch.equal(runs[False].tokens, d.argmax(-1)) and torch.equal(runs[True].tokens, d.argmax(-1))
+    positions, ids = held_positions(pipe, "ab", "c")
+    held = pipe.generate(B, steps, seed=0, prefix="ab", suffix="c")
+    assert (held.tokens[:, positions] == torch.tensor(ids)).all()
 
 
 # ------------------------------------------------------------------ stochastic flow sampling (renoise)

@@ -18,6 +18,7 @@ from flm_core.checkpoint import WEIGHTS_FILE, save_checkpoint
 from flm_core.cli import main
 from flm_core.config import RunConfig
 from flm_core.models import build_network
+from flm_core.pipeline import Pipeline
 from flm_core.cards import read_card_data
 from flm_core.train import STATE_DIR, TrainingError, build_student, training_log
 
@@ -163,16 +164,41 @@ def test_refuses_to_overwrite_an_existing_run(tiny_data, tmp_path, tiny_train_ar
 # ------------------------------------------------------------------ (4) DDP equivalence
 
 
-def test_ddp_two_ranks_equal_one_process_with_gradient_accumulation(tiny_data, tmp_path, tiny_train_args):
+@pytest.fixture(scope="module")
+def sharded_tiny_data(tiny_data, tmp_path_factory) -> Path:
+    """tiny_data's corpus prepared again into shards of 5 blocks (same tokenizer): the same blocks, read
+    memory-mapped from many files."""
+    from flm_core.data import load_blocks, prepare
+
+    out = tmp_path_factory.mktemp("sharded") / "data"
+    manifest = prepare(str(tiny_data.parent / "corpus.txt"), out, seq_len=16, val_fraction=0.1, seed=0,
+                       tokenizer=str(tiny_data / "tokenizer.json"), tokenizer_sample_chars=1, shard_tokens=5 * 16)
+    assert len(manifest["shards"]["train"]) > 3
+    for split in ("train", "val"):
+        assert torch.equal(load_blocks(out, split), load_blocks(tiny_data, split))
+    return out
+
+
+def test_training_on_memory_mapped_shards_equals_training_on_one_file(tiny_data, sharded_tiny_data, tmp_path,
+                                                                       tiny_train_args):
+    common = ("--max-steps", "3", "--lr", "3e-3", "--warmup-steps", "1", "--batch-size", "8")
+    assert main(tiny_train_args("flm", tiny_data, tmp_path / "one", *common)) == 0
+    assert main(tiny_train_args("flm", sharded_tiny_data, tmp_path / "shards", *common)) == 0
+    a, b = state_tensors(tmp_path / "one"), state_tensors(tmp_path / "shards")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ddp_two_ranks_equal_one_process_with_gradient_accumulation(sharded_tiny_data, tmp_path, tiny_train_args):
+    """Two ranks, each mapping the shards and reading only its own rows, equal one process."""
     common = ("--max-steps", "3", "--lr", "3e-3", "--warmup-steps", "1", "--dropout", "0.1", "--log-every", "1")
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(free_port()), "-m", "flm_core",
-           *tiny_train_args("flm", tiny_data, ddp, "--grad-accum", "1", *common)]
+           *tiny_train_args("flm", sharded_tiny_data, ddp, "--grad-accum", "1", *common)]
     proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
-    assert main(tiny_train_args("flm", tiny_data, single, "--grad-accum", "2", *common)) == 0
+    assert main(tiny_train_args("flm", sharded_tiny_data, single, "--grad-accum", "2", *common)) == 0
     a, b = state_tensors(ddp), state_tensors(single)
     assert a.keys() == b.keys()
     moved = False
@@ -413,3 +439,53 @@ def test_kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run(tiny_
     left = [p.name for p in (b / STATE_DIR).iterdir() if p.name != "LATEST"]
     assert left == ["step_000000040"], left  # no stale or temporary state
     assert not list(b.glob(".*.tmp"))
+
+
+# ------------------------------------------------------------------ (9) self-conditioning
+
+
+def test_init_from_with_self_condition_starts_as_its_checkpoint(tiny_data, tmp_path, tiny_train_args, flm_checkpoint):
+    """--init-from a plain FLM with --self-condition: the checkpoint's weights and a zero projection, so the
+    same samples for a seed; only the projection may be absent from the checkpoint."""
+    out = tmp_path / "sc"
+    assert main(tiny_train_args("flm", tiny_data, out, "--init-from", str(flm_checkpoint), "--self-condition",
+                                "--max-steps", "1", "--warmup-steps", "1")) == 0
+    config = RunConfig.load(out / "config.json")
+    assert config.model.self_condition and config.training.init_from == str(flm_checkpoint)
+    network, _ = build_student(config, torch.device("cpu"))
+    assert not network.estimate_proj.weight.any() and not network.estimate_proj.bias.any()
+    original = flm_core.load(flm_checkpoint)
+    warm = Pipeline(config, network, original.tokenizer)
+    for record in (False, True):
+        assert torch.equal(warm.generate(4, 6, seed=1, record=record).tokens,
+                           original.generate(4, 6, seed=1, record=record).tokens)
+    weights = original.network.state_dict()
+    del weights["sigma_map.mlp.0.bias"]
+    with pytest.raises(TrainingError, match="sigma_map"):  # anything else missing stays an error
+        train_module._load_warm_start(build_network(config.model), weights, "ckpt")
+    with pytest.raises(TrainingError, match="estimate_proj"):  # a projection has no place in a plain FLM
+        train_module._load_warm_start(build_network(original.config.model), network.state_dict(), "ckpt")
+
+
+def test_self_conditioned_training_resumes_exactly_samples_and_teaches_an_fmlm(tiny_data, tmp_path,
+                                                                                 tiny_train_args, capsys):
+    common = ("--self-condition", "--lr", "3e-3", "--warmup-steps", "2", "--min-lr-ratio", "1.0", "--dropout", "0.1")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(tiny_train_args("flm", tiny_data, a, "--max-steps", "4", *common)) == 0
+    assert main(tiny_train_args("flm", tiny_data, b, "--max-steps", "2", *common)) == 0
+    assert main(["train", "flm", "--data", str(tiny_data), "--out", str(b), "--resume", "--max-steps", "4"]) == 0
+    sa, sb = state_tensors(a), state_tensors(b)
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert sa["model.estimate_proj.weight"].any()  # the projection trains
+    assert json.loads((a / "config.json").read_text())["model"]["self_condition"] is True
+    pipe = flm_core.load(a)
+    gen = pipe.generate(2, 3, seed=0)
+    assert pipe.sampler.self_condition and gen.nfe == 3 and gen.tokens.shape == (2, 16)
+    fmlm = tmp_path / "fmlm"  # the teacher is called without an estimate
+    assert main(tiny_train_args("fmlm", tiny_data, fmlm, "--teacher", str(a), "--max-steps", "2")) == 0
+    assert not flm_core.load(fmlm).config.model.self_condition
+    capsys.readouterr()
+    assert main(tiny_train_args("fmlm", tiny_data, tmp_path / "x", "--teacher", str(a), "--self-condition",
+                                "--max-steps", "1")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "self_condition applies to kind flm only" in err[0]

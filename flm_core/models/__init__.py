@@ -13,12 +13,15 @@ class EmbeddedDenoiser(Protocol):
     """A denoiser that reads a dense state x (B, L, K) only through h = x @ E (E = vocab_embed.embedding,
     (K, D)): network(x, s, t) == network.forward_embedded(vocab_embed(x), s, t). Flow samplers and the FLM
     loss use this to keep states and noise in D dimensions. The DiT is one; t is the flow map's second
-    time (None: one time input, or a flow map's diagonal delta(x, s, s))."""
+    time (None: one time input, or a flow map's diagonal delta(x, s, s)). A self-conditioned one
+    (config.self_condition) reads its estimate D_prev (B, L, K) the same way: network(x, s, t, D_prev) ==
+    network.forward_embedded(vocab_embed(x), s, t, vocab_embed(D_prev))."""
 
     config: ModelConfig
     vocab_embed: EmbeddingLayer
 
-    def forward_embedded(self, h: torch.Tensor, s: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor: ...
+    def forward_embedded(self, h: torch.Tensor, s: torch.Tensor, t: torch.Tensor | None = None,
+                         estimate: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 def network_class(config: ModelConfig) -> type:

@@ -1,9 +1,11 @@
 """DiT denoiser over dense token states (FLM, FMLM) or token ids (MDLM).
 
-network(x, s, t=None) -> logits (B, L, K). The input x is either a dense state (B, L, K), e.g. the
-noisy one-hot path x_g, embedded as x @ E, or token ids (B, L), embedded as E[x]. s is the model
+network(x, s, t=None, estimate=None) -> logits (B, L, K). The input x is either a dense state (B, L, K),
+e.g. the noisy one-hot path x_g, embedded as x @ E, or token ids (B, L), embedded as E[x]. s is the model
 time (B,); a flow map (double_time) also takes the target time t (B,), whose embedding is added
-to that of s. Parameter names match the authors' released checkpoints.
+to that of s. A self-conditioned network (self_condition) also reads an estimate D_prev (B, L, K) of the
+clean tokens, added to the input as W (D_prev @ E) + b with W, b zero-initialised. Parameter names match
+the authors' released checkpoints.
 """
 from __future__ import annotations
 
@@ -89,6 +91,10 @@ class DiT(nn.Module):
         self.config = config
         dim, cond = config.hidden_size, config.cond_dim
         self.vocab_embed = EmbeddingLayer(dim, config.vocab_size)
+        self.estimate_proj = nn.Linear(dim, dim) if config.self_condition else None
+        if self.estimate_proj is not None:  # zero: a fresh projection leaves the network's function unchanged
+            nn.init.zeros_(self.estimate_proj.weight)
+            nn.init.zeros_(self.estimate_proj.bias)
         self.sigma_map = TimestepEmbedder(cond)
         self.sigma_map_prime = TimestepEmbedder(cond) if config.double_time else None
         self.rotary_emb = Rotary(dim // config.n_heads)
@@ -97,13 +103,22 @@ class DiT(nn.Module):
             DDiTBlock(dim, config.n_heads, cond, config.dropout) for _ in range(config.n_blocks))
         self.output_layer = DDiTFinalLayer(dim, config.vocab_size, cond)
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, L, K) dense or (B, L) ids; s, t: (B,) model times -> logits (B, L, K)."""
-        return self.forward_embedded(self.vocab_embed(x), s, t)
+    def forward(self, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor | None = None,
+                estimate: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, L, K) dense or (B, L) ids; s, t: (B,) model times; estimate: D_prev (B, L, K) for a
+        self-conditioned network (None: zeros) -> logits (B, L, K)."""
+        return self.forward_embedded(self.vocab_embed(x), s, t,
+                                     None if estimate is None else self.vocab_embed(estimate))
 
-    def forward_embedded(self, h: torch.Tensor, s: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_embedded(self, h: torch.Tensor, s: torch.Tensor, t: torch.Tensor | None = None,
+                         estimate: torch.Tensor | None = None) -> torch.Tensor:
         """The network after its input projection: h = x @ E (B, L, D) -> logits (B, L, K). The network
-        sees a dense x only through h, which lets the flow sampler keep its state in D dimensions."""
+        sees a dense x only through h, and an estimate only through D_prev @ E (B, L, D) (None: zeros),
+        which lets the flow sampler keep its state in D dimensions."""
+        if self.estimate_proj is not None:  # h + W (D_prev @ E) + b, with D_prev = 0 for None
+            h = h + self.estimate_proj(torch.zeros_like(h) if estimate is None else estimate)
+        elif estimate is not None:
+            raise ValueError("this network is not self-conditioned (self_condition=False); pass estimate=None")
         emb = self.sigma_map(s)
         if t is not None and self.sigma_map_prime is None:
             raise ValueError("this network has one time input (FLM/MDLM); pass t=None")
