@@ -31,7 +31,7 @@ import torch
 
 from flm_core.checkpoint import TOKENIZER_FILE, atomic_write
 from flm_core.errors import one_line
-from flm_core.shards import SHARD_TOKENS, BlockPacker, Blocks, ShardWriter, file_sha256
+from flm_core.shards import SHARD_TOKENS, BlockPacker, Blocks, ShardWriter, file_sha256, map_shard
 from flm_core.tokens import SEP_ID, boundary_id, load_tokenizer, train_tokenizer, word_tokenizer
 from flm_core.toy import documents as toy_documents
 from flm_core.toy import is_toy
@@ -93,6 +93,8 @@ def iter_documents(source: str = DEFAULT_SOURCE, streaming: bool = False) -> Ite
         return iter(_read_wiki_vital())
     if source.startswith("hf:") or source in HF_NAMES:
         return _read_hf(HF_NAMES.get(source, source.removeprefix("hf:")), streaming)
+    if streaming:
+        raise CorpusError(f"--streaming reads Hugging Face datasets (hf:NAME, {', '.join(HF_NAMES)}), not {source}")
     return _read_path(Path(source))
 
 
@@ -606,7 +608,7 @@ def open_blocks(data_dir: str | os.PathLike, split: str) -> Blocks:
         path = Path(data_dir) / entry["file"]
         again = f"run `python -m flm_core prepare-data --out {data_dir}` again"
         try:
-            array = np.load(path, mmap_mode="r")
+            array = map_shard(path)
         except (OSError, ValueError) as e:
             raise ValueError(f"cannot read {path}: {one_line(e)}; {again}") from None
         expected = (entry["blocks"], seq_len)

@@ -379,7 +379,7 @@ def ngram_hashes(ids: np.ndarray, n: int = MEMORIZATION_N) -> np.ndarray:
 def train_ngrams(source, n: int = MEMORIZATION_N) -> np.ndarray:
     """Sorted unique hashes of every n-gram of the training stream.
 
-    source: a prepared data folder (its train.npy) or a (N, L) block array / tensor. `pack` cuts one
+    source: a prepared data folder (its train shards, read whole) or a (N, L) block array / tensor. `pack` cuts one
     stream of documents (each followed by SEP) into consecutive blocks, so the blocks are flattened
     back into that stream first and n-grams that cross block boundaries are kept; only the tail that
     `pack` dropped (< L tokens) is lost. Blocks that are not consecutive pieces of one stream would

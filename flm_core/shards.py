@@ -10,6 +10,7 @@ mapped files' page cache (shared between processes, dropped by the kernel) and t
 from __future__ import annotations
 
 import hashlib
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -69,11 +70,14 @@ class ShardWriter:
     def add(self, rows: np.ndarray) -> None:
         self.pending.append(rows)
         self.pending_rows += len(rows)
-        while self.pending_rows >= self.rows_per_shard:
-            stacked = np.concatenate(self.pending)
-            self._write(stacked[:self.rows_per_shard])
-            rest = stacked[self.rows_per_shard:]
-            self.pending, self.pending_rows = [rest], len(rest)
+        if self.pending_rows < self.rows_per_shard:
+            return
+        stacked = np.concatenate(self.pending)  # at most one shard plus one batch of rows
+        whole = len(stacked) // self.rows_per_shard * self.rows_per_shard
+        for start in range(0, whole, self.rows_per_shard):
+            self._write(stacked[start:start + self.rows_per_shard])
+        self.pending = [stacked[whole:].copy()]  # a copy: the written rows are let go of
+        self.pending_rows = len(stacked) - whole
 
     def close(self) -> list[dict]:
         """Write the last, partial shard (none if it would be empty, unless the split has no shard at all)."""
@@ -103,9 +107,28 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def map_shard(path: Path) -> np.ndarray:
+    """A shard's rows as a read-only array over a memory map of its file (nothing is read until used). The
+    map is advised MADV_RANDOM: a row read pulls in its own pages, not the kernel's read-ahead around them, so
+    a rank's resident pages grow by about a page per row drawn instead of hundreds of kilobytes."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            raise ValueError(f"{path}: .npy format version {version} is not one np.save writes for token rows")
+        shape, fortran, dtype = read_header[version](f)
+        offset = f.tell()
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if fortran or len(shape) != 2:
+        raise ValueError(f"{path}: expected a C-ordered (rows, length) array, got shape {shape}")
+    if hasattr(mmap, "MADV_RANDOM"):
+        mapped.madvise(mmap.MADV_RANDOM)
+    return np.frombuffer(mapped, dtype=dtype, count=shape[0] * shape[1], offset=offset).reshape(shape)
+
+
 class Blocks:
     """The rows of one split, stored in shards, as one (N, L) sequence. Each shard is memory-mapped
-    (np.load(mmap_mode="r")); indexing reads only the rows asked for and returns an int64 tensor."""
+    (`map_shard`); indexing reads only the rows asked for and returns an int64 tensor."""
 
     def __init__(self, arrays: list[np.ndarray]):
         widths = {a.shape[1] for a in arrays}

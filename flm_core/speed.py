@@ -134,7 +134,8 @@ def training_throughput(variant: str, preset: str, vocab_size: int, seq_len: int
     flops_per_token = 6 * params + 12 * config.n_blocks * seq_len * config.hidden_size
     achieved = flops_per_token * batch * seq_len / seconds / 1e9
     peak = matmul_peak_gflops(device, torch.bfloat16 if bf16 else torch.float32)
-    return {"kind": variant, "preset": preset, "parameters": params, "batch": batch, "seq_len": seq_len,
+    return {"kind": variant, "preset": preset, "parameters": params, "batch": batch, "vocab_size": vocab_size,
+            "seq_len": seq_len,
             "precision": "bf16" if bf16 else "fp32", "compiled": compiled, "seconds_per_step": seconds,
             "tokens_per_second": batch * seq_len / seconds, "achieved_gflops": achieved,
             "matmul_peak_gflops": peak, "mfu": achieved / peak}

@@ -4,7 +4,10 @@
 #      to checkpoints/ in fp16),
 #   2. the three new checkpoints as one tar cut into 15 MB parts -> $OUT/ship.tar.* (the device tool
 #      brings back files of at most 16 MiB), packed before anything else can fail,
-#   3. bench-speed on the GPU (sampler overhead, record cost, training throughput) -> $OUT/speed.json.
+#   3. bench-speed on the GPU (sampler overhead, record cost, training throughput) -> $OUT/speed.json,
+#   4. training throughput of the paper's `small` model at the LM1B and OWT shapes, bf16, eager and compiled
+#      -> $OUT/speed_small_{128,1024}.json (scripts/project_presets.py turns them into docs/scaling.md's table;
+#      PRESET_SPEED=0 skips it). It runs last: a call that runs out of time has everything else in $OUT.
 # Run from the repository root with $OUT set and data/wiki carried along (the device has no network
 # to prepare it). The default budget, 4.5 + 2.4 minutes of training, comes to about 9 minutes with
 # start-up, export and timing (the last such call took 483 s for 4 + 2.2): one 10-minute call.
@@ -35,4 +38,12 @@ python -m flm_core bench-speed --device cuda \
   --checkpoints checkpoints/fmlm-wiki checkpoints/flm-wiki checkpoints/mdlm-wiki checkpoints/ar-wiki \
   --steps 1 32 --batch 64 --repeats 7 --train-kinds flm flm-dense ar --train-batch 256 --train-steps 10 \
   --out "$OUT/speed.json" || echo "bench-speed failed: the weights are in $OUT already" >&2
+if [ "${PRESET_SPEED:-1}" = 1 ]; then
+  for shape in "30522 128 64" "50258 1024 8"; do
+    set -- $shape
+    python -m flm_core bench-speed --device cuda --train-kinds flm --train-preset small --vocab-size "$1" \
+      --seq-len "$2" --train-batch "$3" --train-steps 10 --train-compile --out "$OUT/speed_small_$2.json" \
+      || echo "bench-speed of the small preset at L = $2 failed" >&2
+  done
+fi
 ls -l "$OUT"

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -33,20 +34,25 @@ except SystemExit as exit:
     code = exit.code
 else:
     code = 0
-print("MEASURED", time.monotonic() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, code, file=sys.stderr)
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+anon, mapped = (int(status[key].split()[0]) for key in ("RssAnon", "RssFile"))
+print("MEASURED", time.monotonic() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, anon, mapped, code,
+      file=sys.stderr)
 """
 
 
 def measured(*args: str, threads: int) -> dict:
-    """Run `python -m flm_core ARGS` in a fresh process: wall seconds (after imports) and peak RSS (MB)."""
+    """Run `python -m flm_core ARGS` in a fresh process: wall seconds (after imports), peak RSS (MB), and at
+    the end the resident anonymous memory and the resident file pages (the mapped shards, the libraries)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), RAYON_NUM_THREADS=str(threads))
     proc = subprocess.run([sys.executable, "-c", MEASURED, *args], capture_output=True, text=True, env=env,
                           cwd=REPO)
     line = next(l for l in proc.stderr.splitlines() if l.startswith("MEASURED"))
-    _, seconds, rss_kb, code = line.split()
+    _, seconds, rss_kb, anon_kb, file_kb, code = line.split()
     if code != "0":
         raise SystemExit(f"flm_core {' '.join(args)} failed: {proc.stderr[-2000:]}")
-    return {"seconds": round(float(seconds), 2), "peak_rss_mb": round(int(rss_kb) / 1024, 1)}
+    return {"seconds": round(float(seconds), 2), "peak_rss_mb": round(int(rss_kb) / 1024, 1),
+            "final_rss_anon_mb": round(int(anon_kb) / 1024, 1), "final_rss_file_mb": round(int(file_kb) / 1024, 1)}
 
 
 def corpus_bytes(folder: Path) -> int:
@@ -54,22 +60,26 @@ def corpus_bytes(folder: Path) -> int:
 
 
 def check(megabytes: float, work: Path, threads: int, train_steps: int) -> dict:
+    """Prepare a generated corpus of about `megabytes` MB, then train an FLM (cpu and tiny presets) on it."""
     corpus = work / f"corpus{megabytes:g}"
     if not corpus.is_dir() or corpus_bytes(corpus) < megabytes * 1e6:
         write_corpus(corpus, megabytes)
     size = corpus_bytes(corpus)
     data = work / f"data{megabytes:g}"
+    for stale in work.glob(f"train{megabytes:g}-*"):
+        shutil.rmtree(stale)
     prep = measured("prepare-data", "--source", str(corpus), "--out", str(data), threads=threads)
     manifest = json.loads((data / "manifest.json").read_text())
-    train = measured("train", "flm", "--data", str(data), "--out", str(work / f"train{megabytes:g}"), "--preset", "cpu",
-                     "--batch-size", "64", "--max-steps", str(train_steps), "--eval-every", str(train_steps),
-                     "--eval-batches", "1", "--warmup-steps", "1", threads=threads)
+    train = {preset: measured("train", "flm", "--data", str(data), "--out", str(work / f"train{megabytes:g}-{preset}"),
+                              "--preset", preset, "--batch-size", "64", "--max-steps", str(train_steps),
+                              "--eval-every", str(train_steps), "--eval-batches", "1", "--warmup-steps", "1",
+                              threads=threads)
+             for preset in ("cpu", "tiny")}  # tiny: activations small enough to show any data-path memory
     train_blocks = manifest["counts"]["blocks"]["train"]
     return {"corpus_mb": round(size / 1e6, 1), "train_tokens": manifest["counts"]["tokens"]["train"],
             "shards": {split: len(manifest["shards"][split]) for split in manifest["shards"]},
             "prepare": {**prep, "mb_per_s": round(size / 1e6 / prep["seconds"], 2)},
-            "train": {**train, "steps": train_steps, "batch": 64, "preset": "cpu",
-                      "epoch_permutation_mb": round(train_blocks * 8 / 2**20, 1)}}
+            "train": {**train, "steps": train_steps, "batch": 64, "epoch_permutation_mb": round(train_blocks * 8 / 2**20, 1)}}
 
 
 def main() -> None:

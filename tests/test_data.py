@@ -8,6 +8,7 @@ import sys
 import time
 import types
 from itertools import chain
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +33,7 @@ from flm_core.data import (
     split_documents,
 )
 from flm_core.shards import SHARD_TOKENS
+from test_shards import is_mapped
 from flm_core.tokens import SEP_ID, boundary_id, decode, is_foreign, load_tokenizer
 
 WORDS = "the a model flow token river stone light city music green old new runs makes sees".split()
@@ -120,6 +122,12 @@ def test_hf_reads_the_text_field_row_by_row(monkeypatch, streaming):
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
     assert list(iter_documents("lm1b", streaming=streaming)) == ["x", "y"]
     assert calls == [("lm1b", "train", {"streaming": True} if streaming else {})]
+
+
+def test_streaming_is_for_hugging_face_datasets_only(tmp_path):
+    (tmp_path / "a.txt").write_text("a doc")
+    one_line_error(CorpusError, "--streaming reads Hugging Face", lambda: list(iter_documents(str(tmp_path / "a.txt"),
+                                                                                              streaming=True)))
 
 
 @pytest.mark.parametrize(
@@ -354,7 +362,7 @@ def test_streamed_preparation_in_many_shards_writes_the_same_blocks(prepared, co
         blocks = manifest["counts"]["blocks"][split]
         assert [s["blocks"] for s in streamed["shards"][split]] == [7] * (blocks // 7) + [blocks % 7] * (blocks % 7 > 0)
         assert torch.equal(load_blocks(tmp_path, split), load_blocks(out, split))
-        assert isinstance(open_blocks(tmp_path, split).arrays[0], np.memmap)
+        assert all(is_mapped(a) for a in open_blocks(tmp_path, split).arrays)
     assert streamed["counts"] == manifest["counts"]
     assert (tmp_path / "val_texts.jsonl").read_bytes() == (out / "val_texts.jsonl").read_bytes()
     assert streamed["settings"]["tokenizer"] == str(out / "tokenizer.json")
@@ -457,3 +465,23 @@ def test_a_killed_preparation_leaves_no_manifest_and_a_rerun_matches_an_uninterr
     assert len(rerun["shards"]["train"]) > 4
     on_disk = sorted(p.name for p in out.iterdir())
     assert on_disk == sorted([*rerun["sha256"], "manifest.json"])  # nothing stale, nothing temporary
+
+
+# The sha256 of what the code before sharding wrote (train.npy, val.npy) for the corpora the shipped models
+# trained on; the shards hold the same bytes, so a refactor of the data path must reproduce them exactly.
+BEFORE_SHARDS = {
+    "wiki-vital": ("ac0bb20d2efcafcffbf976c9118883dc4d8ad97bbab36c3d3feebf3a82104498",
+                   "dbf34feb04da2fc14136fa31124cee9c96b2dcd6f7ba52a56b5e1953cd17b58c", "flm-wiki"),
+    "toy:story": ("bf810050a34b6d4dcf1801515365db72cdc0bb7a0ce60e5308e5639cf7d84ce0",
+                  "3614b8bf7af8f9fc40f0dd9669d58bef60d0ae9124f3467bdbb879d21763aa06", "flm-toy"),
+}
+
+
+@pytest.mark.parametrize("source", sorted(BEFORE_SHARDS))
+def test_the_shipped_models_corpora_prepare_to_the_same_blocks_as_before_shards(source, tmp_path):
+    train, val, checkpoint = BEFORE_SHARDS[source]
+    manifest = prepare(source, tmp_path)
+    assert [s["sha256"] for s in manifest["shards"]["train"]] == [train]
+    assert [s["sha256"] for s in manifest["shards"]["val"]] == [val]
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / checkpoint / "tokenizer.json"
+    assert json.loads((tmp_path / "tokenizer.json").read_text()) == json.loads(shipped.read_text())

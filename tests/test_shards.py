@@ -1,5 +1,6 @@
 """On-disk blocks: streaming packing equals packing at once, shards split and join back exactly, and the
 memory-mapped reader returns the rows asked for."""
+import mmap
 from itertools import chain
 
 import numpy as np
@@ -8,7 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flm_core.shards import BlockPacker, Blocks, ShardWriter, file_sha256, shard_name
+
+from flm_core.shards import BlockPacker, Blocks, ShardWriter, file_sha256, map_shard, shard_name
 
 
 @settings(max_examples=200, deadline=None, database=None)
@@ -27,6 +29,13 @@ def test_packing_in_batches_equals_packing_the_whole_stream(token_lists, seq_len
 def test_ids_beyond_uint16_are_refused():
     with pytest.raises(ValueError, match="uint16"):
         BlockPacker(4, 0).add([[70000]])
+
+
+def is_mapped(array: np.ndarray) -> bool:
+    """The array's memory is a memory map of a file (follows .base through views)."""
+    while isinstance(array, np.ndarray):
+        array = array.base
+    return isinstance(array.obj if isinstance(array, memoryview) else array, mmap.mmap)
 
 
 def write_shards(folder, rows, seq_len, shard_tokens, pieces=3):
@@ -58,8 +67,9 @@ def test_a_split_too_small_for_one_row_still_gets_an_empty_shard(tmp_path):
 def test_the_reader_returns_the_rows_asked_for_across_shards(tmp_path):
     rows = np.random.default_rng(0).integers(0, 65535, size=(50, 6), dtype=np.uint16)
     shards = write_shards(tmp_path, rows, 6, shard_tokens=7 * 6, pieces=4)
-    arrays = [np.load(tmp_path / s["file"], mmap_mode="r") for s in shards]
-    assert all(isinstance(a, np.memmap) for a in arrays)
+    arrays = [map_shard(tmp_path / s["file"]) for s in shards]
+    assert all(is_mapped(a) and not a.flags.writeable for a in arrays)  # mapped, not read
+    assert all(np.array_equal(a, np.load(tmp_path / s["file"])) for a, s in zip(arrays, shards))
     blocks = Blocks(arrays)
     expected = torch.from_numpy(rows.astype(np.int64))
     index = torch.tensor([49, 0, 7, 6, 13, 14, 7, 48, -1])
