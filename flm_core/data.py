@@ -372,6 +372,7 @@ def prepare(
         raise ValueError(f"--tokenizer {tokenizer} fixes the vocabulary: drop --vocab-size")
     _check_val_fraction(val_fraction)
     seq_len = DEFAULT_SEQ_LEN if seq_len is None else seq_len
+    tok = None if tokenizer is None else named_tokenizer(tokenizer)  # a missing tokenizer fails before any write
     counts = {"documents_read": 0, "duplicates_dropped": 0}
     batches = _distinct_batches(iter_documents(source, streaming), counts, BATCH_CHARS)
     head, rest = _head(batches, tokenizer_sample_chars if tokenizer is None else 0)
@@ -383,13 +384,11 @@ def prepare(
     else:
         pairs = collections.deque(_split_by_hash(batch, val_fraction, seed) for batch in head)
     del head
-    if tokenizer is None:
+    if tok is None:
         vocab_size = DEFAULT_VOCAB_SIZE if vocab_size is None else vocab_size
         tok = train_tokenizer(itertools.chain.from_iterable(train for train, _ in pairs), vocab_size)
         log.info("trained tokenizer: %d tokens on %d train documents", tok.get_vocab_size(),
                  sum(len(train) for train, _ in pairs))
-    else:
-        tok = named_tokenizer(tokenizer)
     writers = {split: _SplitWriter(out_dir, split, seq_len, tok, shard_tokens) for split in SPLITS}
     later = () if rest is None else (_split_by_hash(batch, val_fraction, seed) for batch in rest)
     with _progress(source) as progress:

@@ -396,10 +396,11 @@ def test_bert_tokenizer_packs_sentences_with_its_sep(corpus, tmp_path):
 def test_gpt2_without_its_files_says_where_to_put_them(corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    kept = prepare(str(corpus[0]), tmp_path / "o", vocab_size=300, seq_len=32, val_fraction=0.2)
     msg = one_line_error(Exception, "GPT-2 tokenizer files not found", prepare, str(corpus[0]), tmp_path / "o", None,
                          32, 0.2, 0, "gpt2")
     assert "Hugging Face cache" in msg and "download" in msg
-    assert not (tmp_path / "o" / "manifest.json").exists()
+    assert load_manifest(tmp_path / "o") == kept  # the folder prepared before is left as it was
 
 
 def random_corpus(folder, megabytes: float, seed: int = 0, files: int = 4):
