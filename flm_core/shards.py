@@ -109,8 +109,7 @@ def file_sha256(path: Path) -> str:
 
 def map_shard(path: Path) -> np.ndarray:
     """A shard's rows as a read-only array over a memory map of its file (nothing is read until used). The
-    map is advised MADV_RANDOM: a row read pulls in its own pages, not the kernel's read-ahead around them, so
-    a rank's resident pages grow by about a page per row drawn instead of hundreds of kilobytes."""
+    map is advised MADV_RANDOM: a row read pulls in its own pages, not the kernel's read-ahead around them."""
     with open(path, "rb") as f:
         version = np.lib.format.read_magic(f)
         read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -124,6 +123,17 @@ def map_shard(path: Path) -> np.ndarray:
     if hasattr(mmap, "MADV_RANDOM"):
         mapped.madvise(mmap.MADV_RANDOM)
     return np.frombuffer(mapped, dtype=dtype, count=shape[0] * shape[1], offset=offset).reshape(shape)
+
+
+def _release(array: np.ndarray) -> None:
+    """Unmap from this process the pages of `array`'s memory map that reads brought in (MADV_DONTNEED on a
+    read-only file map: the data stays in the kernel's page cache, a later read maps it again). Without it
+    the pages a rank has read stay in its RSS as file pages, up to the whole corpus over a long run."""
+    while isinstance(array, np.ndarray):
+        array = array.base
+    mapped = array.obj if isinstance(array, memoryview) else array
+    if isinstance(mapped, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)
 
 
 class Blocks:
@@ -157,6 +167,7 @@ class Blocks:
         for s in np.unique(shard).tolist():
             here = shard == s
             out[here] = self.arrays[s][index[here] - self.starts[s]]
+            _release(self.arrays[s])
         return torch.from_numpy(out)
 
     def read_all(self) -> torch.Tensor:

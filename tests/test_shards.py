@@ -2,6 +2,7 @@
 memory-mapped reader returns the rows asked for."""
 import mmap
 from itertools import chain
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +85,23 @@ def test_the_reader_returns_the_rows_asked_for_across_shards(tmp_path):
 def test_shards_of_different_lengths_are_refused():
     with pytest.raises(ValueError, match="block lengths"):
         Blocks([np.zeros((2, 4), np.uint16), np.zeros((2, 5), np.uint16)])
+
+
+def resident_file_kb() -> int:
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return int(status["RssFile"].split()[0])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_reading_rows_does_not_keep_the_shards_pages_resident(tmp_path):
+    """12,800 random rows over 16 MiB of shards would touch every page of them; the reader gives the pages back
+    after each read, so the process's resident file pages stay flat (the data stays in the page cache)."""
+    rows = np.random.default_rng(1).integers(0, 65535, size=(1 << 16, 128), dtype=np.uint16)  # 16 MiB
+    shards = write_shards(tmp_path, rows, 128, shard_tokens=1 << 21, pieces=8)
+    blocks = Blocks([map_shard(tmp_path / s["file"]) for s in shards])
+    before = resident_file_kb()
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        index = torch.randint(0, len(blocks), (64,), generator=generator)
+        assert torch.equal(blocks[index], torch.from_numpy(rows[index.numpy()].astype(np.int64)))
+    assert resident_file_kb() - before < 4096
