@@ -73,9 +73,9 @@ class DataReference:
     def _val_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Validation blocks in a seeded order: the first num_samples are MAUVE's reference texts, the
         next num_samples (fewer if the split is small) are scored as the data row."""
-        from flm_core.data import load_blocks
+        from flm_core.data import open_blocks
 
-        blocks = load_blocks(self.data_dir, "val")
+        blocks = open_blocks(self.data_dir, "val")  # only the 2 num_samples rows used are read
         order = torch.from_numpy(np.random.default_rng(self.seed).permutation(len(blocks)))
         n = self.num_samples
         return blocks[order[:n]], blocks[order[n:2 * n]]

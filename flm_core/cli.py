@@ -24,6 +24,8 @@ def _prepare_data(args: argparse.Namespace) -> None:
     settings = {"source": args.source, "tokenizer": args.tokenizer, "seq_len": args.seq_len}
     if args.preset:  # the preset fills what the command line left out
         settings = {k: v if v is not None else DATA_PRESETS[args.preset][k] for k, v in settings.items()}
+        if args.vocab_size is not None and args.tokenizer is None:
+            raise ValueError(f"--preset {args.preset} uses the {settings['tokenizer']} tokenizer: drop --vocab-size")
     manifest = prepare(settings["source"] or DEFAULT_SOURCE, args.out, vocab_size=args.vocab_size,
                        seq_len=settings["seq_len"], val_fraction=args.val_fraction, seed=args.seed,
                        tokenizer=settings["tokenizer"], streaming=args.streaming,
@@ -43,6 +45,9 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
                          f"{args.data}'s tokenizer lacks: prepare the data without --tokenizer, or train flm/fmlm")
     vocab_size = tokenizer.get_vocab_size()
     preset = TRAINING_PRESETS.get(args.preset)
+    if preset and preset["kind"] != args.kind:
+        raise ValueError(f"--preset {args.preset} is the paper's {preset['kind']} run; their {args.kind} runs use other settings "
+                         "(docs/recipe.md sections 2 and 7): pass --preset small and the flags you want")
     model = dict(MODEL_PRESETS[preset["model"] if preset else args.preset])
     for name in ("hidden_size", "n_blocks", "n_heads", "cond_dim", "dropout"):
         if getattr(args, name) is not None:

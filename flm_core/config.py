@@ -63,9 +63,10 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 # scripts/train_lm1b_flm.sh and scripts/train_owt_flm.sh (global batch 512, small model, lr 3e-4, 1.5M steps,
 # length 128 / 1024), configs/config.yaml (AdamW betas (0.9, 0.999), weight decay 0, EMA 0.9999, gradient clip 1,
 # validation every 5000 steps), configs/lr_scheduler/constant_warmup.yaml (2500 warmup steps, then constant).
-# The data side (tokenizer, length, packing) is flm_core.data.DATA_PRESETS.
+# The data side (tokenizer, length, packing) is flm_core.data.DATA_PRESETS. They are the FLM runs: the authors'
+# distillations use other settings (scripts/train_lm1b_flm_distill.sh: 1M steps, learned loss weights; OWT batch 128).
 TRAINING_PRESETS: dict[str, dict[str, Any]] = {
-    name: {"model": "small", "seq_len": seq_len,
+    name: {"kind": "flm", "model": "small", "seq_len": seq_len,
            "training": dict(batch_size=512, lr=3e-4, warmup_steps=2500, min_lr_ratio=1.0, max_steps=1_500_000,
                             weight_decay=0.0, adam_beta2=0.999, grad_clip=1.0, ema=0.9999, eval_every=5000)}
     for name, seq_len in (("paper-lm1b", 128), ("paper-owt", 1024))

@@ -5,7 +5,7 @@
     toy:NAME -> generated train / val documents -> word-level tokenizer -> one per block (flm_core.toy)
 
 Documents stream through in batches, so memory is bounded by a batch, the tokenizer sample and one shard,
-whatever the corpus size. A prepared folder holds the shards {train,val}-NNNNN.npy ((n, L) uint16 blocks),
+whatever the corpus size, plus the duplicate filter's 8 bytes per distinct document. A prepared folder holds the shards {train,val}-NNNNN.npy ((n, L) uint16 blocks),
 tokenizer.json, val_texts.jsonl (raw validation documents) and manifest.json, written last, which lists
 every shard with its row count and sha256. Training reads the shards memory-mapped (`open_blocks`).
 """
@@ -240,8 +240,9 @@ class DistinctDigests:
         keep = np.zeros(len(texts), dtype=bool)
         keep[first[new]] = True
         run = distinct[new]
-        while self.runs and len(self.runs[-1]) <= len(run):
-            run = np.union1d(self.runs.pop(), run)
+        while self.runs and len(self.runs[-1]) <= len(run):  # disjoint runs: a merge is a sort of both
+            run = np.concatenate([self.runs.pop(), run])
+            run.sort()
         if len(run):
             self.runs.append(run)
         return keep
@@ -353,7 +354,8 @@ def prepare(
     shard_tokens: int = SHARD_TOKENS,
 ) -> dict:
     """Read, dedup, split, tokenize, encode, pack and write out_dir, in memory bounded by the batch, the
-    tokenizer sample and one shard (not by the corpus): documents stream through in batches of BATCH_CHARS.
+    tokenizer sample and one shard, plus 8 bytes per distinct document (`DistinctDigests`): documents stream
+    through in batches of BATCH_CHARS.
 
     tokenizer: None trains a byte-level BPE of vocab_size (default DEFAULT_VOCAB_SIZE) on the first
     tokenizer_sample_chars characters of train documents (the whole train split of a corpus that fits:
@@ -372,7 +374,13 @@ def prepare(
         raise ValueError(f"--tokenizer {tokenizer} fixes the vocabulary: drop --vocab-size")
     _check_val_fraction(val_fraction)
     seq_len = DEFAULT_SEQ_LEN if seq_len is None else seq_len
+    for name, value in (("--tokenizer-sample-chars", tokenizer_sample_chars), ("--shard-tokens", shard_tokens)):
+        if value < 1:
+            raise ValueError(f"{name} must be a positive number, got {value}")
     tok = None if tokenizer is None else named_tokenizer(tokenizer)  # a missing tokenizer fails before any write
+    if tok is not None and tok.get_vocab_size() > np.iinfo(np.uint16).max + 1:
+        raise ValueError(f"--tokenizer {tokenizer} has {tok.get_vocab_size()} tokens; blocks are stored as uint16, "
+                         "so use a tokenizer of at most 65536")
     counts = {"documents_read": 0, "duplicates_dropped": 0}
     batches = _distinct_batches(iter_documents(source, streaming), counts, BATCH_CHARS)
     head, rest = _head(batches, tokenizer_sample_chars if tokenizer is None else 0)
@@ -429,7 +437,7 @@ def _head(batches: Iterator[list[str]], sample_chars: int) -> tuple[list[list[st
     return head, None
 
 
-def _drain(pairs: collections.deque):
+def _drain(pairs: collections.deque) -> Iterator[tuple[list[str], list[str]]]:
     while pairs:
         yield pairs.popleft()
 
@@ -479,7 +487,7 @@ class _SplitWriter:
                  self.shard_writer.rows, self.packer.seq_len)
         return {"documents": self.documents, "characters": self.characters,
                 "tokens": self.doc_tokens + self.documents, "blocks": self.shard_writer.rows,
-                "chars_per_token": round(self.characters / self.doc_tokens, 4)}
+                "chars_per_token": round(self.characters / max(self.doc_tokens, 1), 4)}
 
 
 class _StreamedFile:

@@ -251,10 +251,10 @@ def unigram_entropy(token_ids) -> float:
 
 def data_entropy(data_dir: str | os.PathLike, split: str = "val", max_blocks: int | None = None) -> float:
     """`unigram_entropy` of a prepared split's blocks (the first max_blocks of them)."""
-    from flm_core.data import load_blocks
+    from flm_core.data import open_blocks
 
-    blocks = load_blocks(data_dir, split)
-    return unigram_entropy(blocks[:max_blocks] if max_blocks else blocks)
+    blocks = open_blocks(data_dir, split)
+    return unigram_entropy(blocks[:max_blocks] if max_blocks else blocks[:])
 
 
 # -----------------------------------------------------------------------------
@@ -476,9 +476,9 @@ def validation_nll(pipe, data_dir: str | os.PathLike, max_blocks: int = 256, bat
     The flow models' figure is a training objective, not a likelihood.
     Returns {"val_nll": float, "val_nll_kind": str}; NaN where the data do not fit the model.
     """
-    from flm_core.data import load_blocks
+    from flm_core.data import open_blocks
 
-    blocks = load_blocks(data_dir, "val")[:max_blocks]
+    blocks = open_blocks(data_dir, "val")[:max_blocks]
     if int(blocks.max()) >= pipe.vocab_size or blocks.shape[1] != pipe.seq_len:
         return {"val_nll": float("nan"), "val_nll_kind": "n/a (data tokenizer or seq_len differs from the model)"}
     loss = pipe.spec.validation_objective

@@ -141,6 +141,8 @@ class Blocks:
     (`map_shard`); indexing reads only the rows asked for and returns an int64 tensor."""
 
     def __init__(self, arrays: list[np.ndarray]):
+        if not arrays:
+            raise ValueError("no shards to read")
         widths = {a.shape[1] for a in arrays}
         if len(widths) != 1:
             raise ValueError(f"shards of different block lengths: {sorted(widths)}")
@@ -154,11 +156,18 @@ class Blocks:
     def numel(self) -> int:
         return self.shape[0] * self.shape[1]
 
-    def __getitem__(self, rows) -> torch.Tensor:
-        """rows: an int, a slice, or a 1-D integer tensor/array of row numbers -> (L,) or (len(rows), L) int64."""
-        if isinstance(rows, (int, np.integer)):
-            return self[np.array([rows])][0]
-        index = np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
+    def __getitem__(self, rows: int | slice | torch.Tensor | np.ndarray) -> torch.Tensor:
+        """rows: an int (or 0-d tensor), a slice, or a 1-D integer tensor/array of row numbers -> (L,) or
+        (len(rows), L) int64. Boolean masks are refused (they would read as row numbers 0 and 1)."""
+        if isinstance(rows, slice):
+            index = np.arange(*rows.indices(len(self)))
+        else:
+            index = np.asarray(rows)
+            if index.dtype == bool or not np.issubdtype(index.dtype, np.integer):
+                raise TypeError(f"rows must be integers, not {index.dtype}")
+            if index.ndim == 0:
+                return self[index.reshape(1)][0]
+            index = index.astype(np.int64)
         if index.size and (index.min() < -len(self) or index.max() >= len(self)):
             raise IndexError(f"row index out of range for {len(self)} blocks")
         index = np.where(index < 0, index + len(self), index)

@@ -112,7 +112,7 @@ def step_seed(seed: int, step: int, shard: int) -> int:
 class BatchSchedule:
     """Global batch of step n = samples [n B, (n+1) B) of an endless sequence of seeded epoch permutations.
     Only the rows of a batch are read (the blocks may be memory-mapped shards); the memory that grows with
-    the corpus is the permutation of the current (and previous) epoch: 8 bytes per block."""
+    the corpus are the permutations of the current and previous epoch: 8 bytes per block each."""
 
     def __init__(self, blocks: Blocks | torch.Tensor, batch_size: int, seed: int):
         self.blocks, self.batch_size, self.seed = blocks, batch_size, seed

@@ -4,7 +4,7 @@ Input: `bench-speed` JSON files holding a `small`-preset FLM training row at eac
 K = 30522, L = 128 and one at K = 50258, L = 1024), measured on this machine's CPU or on a GPU:
 
     python -m flm_core bench-speed --train-kinds flm --train-preset small --vocab-size 30522 --seq-len 128 \
-        --train-batch 8 --train-steps 3 --out docs/measurements/speed_small_lm1b_cpu.json
+        --train-batch 8 --train-steps 3 --out docs/measurements/speed_small_128_cpu.json
     python scripts/project_presets.py --speed docs/measurements/speed_small_*_cpu.json --gpus 1 8 64
 
 Three figures per preset:
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from flm_core.config import TRAINING_PRESETS
@@ -37,13 +38,14 @@ def preset_budget(name: str) -> dict:
 
 
 def measured_row(files: list[Path], vocab: int, seq_len: int) -> tuple[dict, dict]:
-    """The FLM training row (and its file's header) measured at this shape."""
-    for path in files:
-        result = json.loads(path.read_text())
-        for row in result.get("training", []):
-            if (row["kind"], row["preset"], row.get("vocab_size"), row["seq_len"]) == ("flm", "small", vocab, seq_len):
-                return row, result
-    raise SystemExit(f"no small-preset FLM row at K = {vocab}, L = {seq_len} in {[str(f) for f in files]}")
+    """The FLM training row (and its file's header) measured at this shape; a compiled row (the documented
+    GPU command uses --compile) is preferred to an eager one."""
+    found = [(row, result) for path in files for result in [json.loads(path.read_text())]
+             for row in result.get("training", [])
+             if (row["kind"], row["preset"], row.get("vocab_size"), row["seq_len"]) == ("flm", "small", vocab, seq_len)]
+    if not found:
+        raise SystemExit(f"no small-preset FLM row at K = {vocab}, L = {seq_len} in {[str(f) for f in files]}")
+    return max(found, key=lambda pair: bool(pair[0].get("compiled")))
 
 
 def project(files: list[Path], gpus: list[int], peak_tflops: float, mfus: list[float], price: float) -> list[dict]:
@@ -60,6 +62,7 @@ def project(files: list[Path], gpus: list[int], peak_tflops: float, mfus: list[f
                 rows.append({**budget, "flops": total_flops, "measured_on": header.get("device"),
                              "measured_tokens_per_second": row["tokens_per_second"], "measured_mfu": row["mfu"],
                              "this_device_years": budget["tokens"] / row["tokens_per_second"] / 3600 / 24 / 365,
+                             "compiled": bool(row.get("compiled")),
                              "gpus": n, "mfu_assumed": mfu, "mfu_source": "measured" if gpu_measured else "assumed",
                              "wall_hours": hours, "gpu_hours": hours * n, "cost": hours * n * price})
     return rows
@@ -88,15 +91,15 @@ def main() -> None:
                              "docs/measurements/speed_h200_v0.json; the data sheet says 989 dense)")
     parser.add_argument("--mfu", type=float, nargs="+", default=[0.115, 0.5],
                         help="utilisation on the GPU: 0.115 is what our 7M cpu-preset FLM measured on that H200 "
-                             "(a floor: a 139-170M model fills a GPU better); 0.5 is assumed for the small model")
+                             "(a reference, not a bound); 0.5 is assumed for the small model")
     parser.add_argument("--price", type=float, default=3.0, help="dollars per GPU-hour")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     rows = project(args.speed, args.gpus, args.gpu_peak_tflops, args.mfu, args.price)
     print(markdown(rows, args.gpu_peak_tflops, args.price))
     if args.out:
-        args.out.write_text(json.dumps({"command": "python scripts/project_presets.py " + " ".join(
-            str(a) for a in __import__("sys").argv[1:]), "rows": rows}, indent=2) + "\n")
+        args.out.write_text(json.dumps({"command": "python scripts/project_presets.py " + " ".join(sys.argv[1:]),
+                                        "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ whole suite stays fast on two CPU cores.
 from __future__ import annotations
 
 import math
+import mmap
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -151,3 +153,10 @@ def flm_checkpoint(tiny_data, tmp_path_factory) -> Path:
     code = main(train_args("flm", tiny_data, out, "--max-steps", "6", "--lr", "3e-3", "--warmup-steps", "2"))
     assert code == 0
     return out
+
+
+def is_mapped(array) -> bool:
+    """The array's memory is a memory map of a file (follows .base through views)."""
+    while isinstance(array, np.ndarray):
+        array = array.base
+    return isinstance(array.obj if isinstance(array, memoryview) else array, mmap.mmap)

@@ -87,3 +87,15 @@ def test_kinds_that_need_our_special_tokens_refuse_a_bert_folder(lm1b_data, tmp_
     assert main(["train", kind, "--data", str(lm1b_data), "--out", str(tmp_path), "--preset", "tiny"]) == 2
     err = capsys.readouterr().err
     assert "prepare the data without --tokenizer" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_training_presets_are_the_flm_runs(lm1b_data, flm_checkpoint, tmp_path, capsys):
+    assert main(["train", "fmlm", "--preset", "paper-lm1b", "--data", str(lm1b_data), "--out", str(tmp_path),
+                 "--teacher", str(flm_checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "paper's flm run" in err and "docs/recipe.md" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_vocabulary_size_with_a_data_preset_names_the_preset(tmp_path, capsys):
+    assert main(["prepare-data", "--preset", "paper-owt", "--vocab-size", "4096", "--out", str(tmp_path)]) == 2
+    assert "--preset paper-owt uses the gpt2 tokenizer: drop --vocab-size" in capsys.readouterr().err

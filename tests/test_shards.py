@@ -1,6 +1,5 @@
 """On-disk blocks: streaming packing equals packing at once, shards split and join back exactly, and the
 memory-mapped reader returns the rows asked for."""
-import mmap
 from itertools import chain
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 
+from conftest import is_mapped
 from flm_core.shards import BlockPacker, Blocks, ShardWriter, file_sha256, map_shard, shard_name
 
 
@@ -30,13 +30,6 @@ def test_packing_in_batches_equals_packing_the_whole_stream(token_lists, seq_len
 def test_ids_beyond_uint16_are_refused():
     with pytest.raises(ValueError, match="uint16"):
         BlockPacker(4, 0).add([[70000]])
-
-
-def is_mapped(array: np.ndarray) -> bool:
-    """The array's memory is a memory map of a file (follows .base through views)."""
-    while isinstance(array, np.ndarray):
-        array = array.base
-    return isinstance(array.obj if isinstance(array, memoryview) else array, mmap.mmap)
 
 
 def write_shards(folder, rows, seq_len, shard_tokens, pieces=3):
