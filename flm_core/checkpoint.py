@@ -6,11 +6,12 @@ either the old file or the new one.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +35,29 @@ class CheckpointError(ValueError):
     """A checkpoint directory is missing, incomplete, corrupted or inconsistent."""
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """write(tmp) fills a temporary file beside `path` (named .<name>.*.tmp), which is then fsync'd and
-    renamed over `path`: readers see the old file or the whole new one, never a part."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` (named .<name>.*.tmp) to fill inside the block; on a clean exit it is
+    fsync'd and renamed over `path`, on an error removed: readers see the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
-        write(tmp)
+        yield tmp
         os.chmod(tmp, 0o644)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """write(tmp) fills the temporary file of `atomic_file(path)`."""
+    with atomic_file(path) as tmp:
+        write(tmp)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

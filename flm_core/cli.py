@@ -34,7 +34,7 @@ def _prepare_data(args: argparse.Namespace) -> None:
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig:
-    from flm_core.data import load_manifest
+    from flm_core.data import DATA_PRESETS, load_manifest
     from flm_core.tokens import is_foreign, load_tokenizer
 
     spec = kind_of(args.kind)
@@ -46,16 +46,17 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     vocab_size = tokenizer.get_vocab_size()
     preset = TRAINING_PRESETS.get(args.preset)
     if preset and preset["kind"] != args.kind:
-        raise ValueError(f"--preset {args.preset} is the paper's {preset['kind']} run; their {args.kind} runs use other settings "
-                         "(docs/recipe.md sections 2 and 7): pass --preset small and the flags you want")
+        raise ValueError(f"--preset {args.preset} is the paper's {preset['kind']} run; their {args.kind} runs use "
+                         "other settings (docs/recipe.md sections 2 and 7): pass --preset small and the flags you want")
     model = dict(MODEL_PRESETS[preset["model"] if preset else args.preset])
     for name in ("hidden_size", "n_blocks", "n_heads", "cond_dim", "dropout"):
         if getattr(args, name) is not None:
             model[name] = getattr(args, name)
     seq_len = manifest["settings"]["seq_len"]
-    if preset and seq_len != preset["seq_len"]:
+    if preset and seq_len != DATA_PRESETS[args.preset]["seq_len"]:
         log.warning("--preset %s is the paper's run at length %d; %s has blocks of %d (prepare-data --preset %s "
-                    "gives the paper's data)", args.preset, preset["seq_len"], args.data, seq_len, args.preset)
+                    "gives the paper's data)", args.preset, DATA_PRESETS[args.preset]["seq_len"], args.data, seq_len,
+                    args.preset)
     learnable_loss_weighting = args.learnable_loss_weighting
     self_condition = args.self_condition
     if args.init_from:  # a warm start keeps the shape (and dropout) of the checkpoint it continues
@@ -317,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=["semigroup", "lagrangian"], default="semigroup", help="fmlm objective")
     p.add_argument("--boundary-prob", type=float, default=0.1, help="fmlm: probability of (s, t) = (0, 1)")
     for name, kind in (("batch-size", int), ("grad-accum", int), ("lr", float), ("warmup-steps", int),
-                       ("max-steps", int), ("max-minutes", float), ("min-lr-ratio", float), ("weight-decay", float), ("adam-beta2", float), ("ema", float),
+                       ("max-steps", int), ("max-minutes", float), ("min-lr-ratio", float), ("weight-decay", float),
+                       ("adam-beta2", float), ("ema", float),
                        ("eval-every", int), ("eval-batches", int), ("save-every-minutes", float),
                        ("log-every", int), ("seed", int)):
         p.add_argument(f"--{name}", type=kind, default=None)

@@ -66,10 +66,10 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 # The data side (tokenizer, length, packing) is flm_core.data.DATA_PRESETS. They are the FLM runs: the authors'
 # distillations use other settings (scripts/train_lm1b_flm_distill.sh: 1M steps, learned loss weights; OWT batch 128).
 TRAINING_PRESETS: dict[str, dict[str, Any]] = {
-    name: {"kind": "flm", "model": "small", "seq_len": seq_len,
+    name: {"kind": "flm", "model": "small",
            "training": dict(batch_size=512, lr=3e-4, warmup_steps=2500, min_lr_ratio=1.0, max_steps=1_500_000,
                             weight_decay=0.0, adam_beta2=0.999, grad_clip=1.0, ema=0.9999, eval_every=5000)}
-    for name, seq_len in (("paper-lm1b", 128), ("paper-owt", 1024))
+    for name in ("paper-lm1b", "paper-owt")  # the length is the data's: flm_core.data.DATA_PRESETS
 }
 
 

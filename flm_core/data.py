@@ -5,8 +5,8 @@
     toy:NAME -> generated train / val documents -> word-level tokenizer -> one per block (flm_core.toy)
 
 Documents stream through in batches, so memory is bounded by a batch, the tokenizer sample and one shard,
-whatever the corpus size, plus the duplicate filter's 8 bytes per distinct document. A prepared folder holds the shards {train,val}-NNNNN.npy ((n, L) uint16 blocks),
-tokenizer.json, val_texts.jsonl (raw validation documents) and manifest.json, written last, which lists
+whatever the corpus size, plus the duplicate filter's 8 bytes per distinct document. A prepared folder
+holds the shards {train,val}-NNNNN.npy ((n, L) uint16 blocks), tokenizer.json, val_texts.jsonl (raw validation documents) and manifest.json, written last, which lists
 every shard with its row count and sha256. Training reads the shards memory-mapped (`open_blocks`).
 """
 
@@ -20,8 +20,8 @@ import json
 import logging
 import os
 import platform
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from typing import TextIO
 from functools import partial
 from pathlib import Path
 
@@ -29,7 +29,7 @@ import numpy as np
 import tokenizers
 import torch
 
-from flm_core.checkpoint import TOKENIZER_FILE, atomic_write
+from flm_core.checkpoint import TOKENIZER_FILE, atomic_file, atomic_write
 from flm_core.errors import one_line
 from flm_core.shards import SHARD_TOKENS, BlockPacker, Blocks, ShardWriter, file_sha256, map_shard
 from flm_core.tokens import SEP_ID, boundary_id, load_tokenizer, train_tokenizer, word_tokenizer
@@ -397,14 +397,16 @@ def prepare(
         tok = train_tokenizer(itertools.chain.from_iterable(train for train, _ in pairs), vocab_size)
         log.info("trained tokenizer: %d tokens on %d train documents", tok.get_vocab_size(),
                  sum(len(train) for train, _ in pairs))
-    writers = {split: _SplitWriter(out_dir, split, seq_len, tok, shard_tokens) for split in SPLITS}
     later = () if rest is None else (_split_by_hash(batch, val_fraction, seed) for batch in rest)
-    with _progress(source) as progress:
+    with atomic_file(out_dir / VAL_TEXTS_FILE) as tmp, open(tmp, "w", encoding="utf-8") as val_texts, \
+            _progress(source) as progress:
+        writers = {split: _SplitWriter(out_dir, split, seq_len, tok, shard_tokens,
+                                       texts=val_texts if split == "val" else None) for split in SPLITS}
         for pair in itertools.chain(_drain(pairs), later):  # the head is let go of as it is written
             for writer, docs in zip(writers.values(), pair):
                 writer.add(docs)
             progress.update(sum(map(len, itertools.chain(*pair))))
-    split_counts = {split: writer.close(source) for split, writer in writers.items()}
+        split_counts = {split: writer.close(source) for split, writer in writers.items()}
     log.info("%s: %d documents (%d duplicates dropped)", source, counts["documents_read"], counts["duplicates_dropped"])
     counts = {key: {split: split_counts[split][key] for split in SPLITS}
               for key in ("documents", "characters", "tokens", "blocks", "chars_per_token")} | counts
@@ -412,7 +414,7 @@ def prepare(
                 "tokenizer": tokenizer, "tokenizer_sample_chars": None if tokenizer else tokenizer_sample_chars,
                 "shard_tokens": shard_tokens}
     shards = {split: writer.shards for split, writer in writers.items()}
-    return _write_manifest(out_dir, source, settings, counts, shards, tok, writers["val"].texts_hash)
+    return _write_manifest(out_dir, source, settings, counts, shards, tok)
 
 
 def named_tokenizer(name: str) -> tokenizers.Tokenizer:
@@ -449,16 +451,15 @@ def _peeked(batches: Iterator[list[str]]) -> Iterator[list[str]] | None:
 
 class _SplitWriter:
     """One split's stream: documents -> ids (batch encoding) -> packed blocks -> shards, with its counts;
-    the val split also keeps its raw documents in val_texts.jsonl."""
+    with `texts` (an open text file) it also writes its raw documents there, one JSON string per line."""
 
-    def __init__(self, out_dir: Path, split: str, seq_len: int, tokenizer: tokenizers.Tokenizer, shard_tokens: int):
-        self.split, self.tokenizer = split, tokenizer
+    def __init__(self, out_dir: Path, split: str, seq_len: int, tokenizer: tokenizers.Tokenizer, shard_tokens: int,
+                 texts: TextIO | None = None):
+        self.split, self.texts = split, texts
         self.encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # no offsets: faster
         self.packer = BlockPacker(seq_len, boundary_id(tokenizer))
         self.shard_writer = ShardWriter(out_dir, split, seq_len, shard_tokens)
         self.documents = self.characters = self.doc_tokens = 0
-        self.texts = _StreamedFile(out_dir / VAL_TEXTS_FILE) if split == "val" else None
-        self.texts_hash: str | None = None
 
     @property
     def shards(self) -> list[dict]:
@@ -481,35 +482,11 @@ class _SplitWriter:
                 f"seq_len={self.packer.seq_len} tokens; use a larger corpus, val_fraction or a smaller seq_len"
             )
         self.shard_writer.close()
-        if self.texts is not None:
-            self.texts_hash = self.texts.close()
         log.info("%s: %d tokens -> %d blocks of %d", self.split, self.doc_tokens + self.documents,
                  self.shard_writer.rows, self.packer.seq_len)
         return {"documents": self.documents, "characters": self.characters,
                 "tokens": self.doc_tokens + self.documents, "blocks": self.shard_writer.rows,
                 "chars_per_token": round(self.characters / max(self.doc_tokens, 1), 4)}
-
-
-class _StreamedFile:
-    """A file written piece by piece into a hidden temporary beside it, renamed into place by close()
-    (readers never see a partial file); close returns its sha256."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        self.tmp = Path(name)
-        self.handle = os.fdopen(fd, "w", encoding="utf-8")
-
-    def write(self, text: str) -> None:
-        self.handle.write(text)
-
-    def close(self) -> str:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        os.chmod(self.tmp, 0o644)
-        os.replace(self.tmp, self.path)
-        return file_sha256(self.path)
 
 
 def _progress(source: str):
@@ -543,10 +520,10 @@ def prepare_toy(source: str, out_dir: str | os.PathLike, seq_len: int | None = N
         counts["documents"][split] = len(ids)
         counts["tokens"][split] = sum(map(len, ids)) + len(ids)
         counts["blocks"][split] = len(ids)
-    texts = _StreamedFile(out_dir / VAL_TEXTS_FILE)
-    texts.write("".join(json.dumps(doc, ensure_ascii=False) + "\n" for doc in docs["val"]))
+    val_texts = "".join(json.dumps(doc, ensure_ascii=False) + "\n" for doc in docs["val"])
+    atomic_write(out_dir / VAL_TEXTS_FILE, lambda p: p.write_text(val_texts, encoding="utf-8"))
     settings = {"vocab_size": None, "seq_len": seq_len, "seed": seed, "documents": counts_wanted}
-    return _write_manifest(out_dir, f"toy:{lang.name}", settings, counts, shards, tokenizer, texts.close())
+    return _write_manifest(out_dir, f"toy:{lang.name}", settings, counts, shards, tokenizer)
 
 
 def _start_folder(out_dir: str | os.PathLike) -> Path:
@@ -562,12 +539,13 @@ def _start_folder(out_dir: str | os.PathLike) -> Path:
 
 
 def _write_manifest(out_dir: Path, source: str, settings: dict, counts: dict, shards: dict[str, list[dict]],
-                    tokenizer: tokenizers.Tokenizer, val_texts_hash: str) -> dict:
-    """Write the tokenizer, then the manifest (last) naming every file with its sha256."""
+                    tokenizer: tokenizers.Tokenizer) -> dict:
+    """Write the tokenizer, then the manifest (last) naming every file (val_texts.jsonl written already) with
+    its sha256."""
     atomic_write(out_dir / TOKENIZER_FILE, lambda p: tokenizer.save(str(p)))
     hashes = {entry["file"]: entry["sha256"] for split in SPLITS for entry in shards[split]}
     hashes[TOKENIZER_FILE] = file_sha256(out_dir / TOKENIZER_FILE)
-    hashes[VAL_TEXTS_FILE] = val_texts_hash
+    hashes[VAL_TEXTS_FILE] = file_sha256(out_dir / VAL_TEXTS_FILE)
     manifest = {
         "source": source,
         "settings": settings,

@@ -31,7 +31,7 @@ VOCAB = {"bert-base-uncased": 30522, "gpt2": 50258}  # K of the released checkpo
 def preset_budget(name: str) -> dict:
     """Tokens and training FLOPs of one preset run (same FLOP convention as bench-speed)."""
     training = TRAINING_PRESETS[name]["training"]
-    seq_len, vocab = TRAINING_PRESETS[name]["seq_len"], VOCAB[DATA_PRESETS[name]["tokenizer"]]
+    seq_len, vocab = DATA_PRESETS[name]["seq_len"], VOCAB[DATA_PRESETS[name]["tokenizer"]]
     tokens = training["max_steps"] * training["batch_size"] * seq_len
     return {"preset": name, "vocab_size": vocab, "seq_len": seq_len, "steps": training["max_steps"],
             "batch": training["batch_size"], "tokens": tokens}

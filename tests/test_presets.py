@@ -78,7 +78,7 @@ def test_the_training_preset_trains_with_the_authors_settings(lm1b_data, tmp_pat
 def test_the_training_presets_are_the_paper_small_model():
     assert {name: preset["model"] for name, preset in TRAINING_PRESETS.items()} == {"paper-lm1b": "small",
                                                                                    "paper-owt": "small"}
-    assert TRAINING_PRESETS["paper-owt"]["seq_len"] == 1024 and TRAINING_PRESETS["paper-lm1b"]["seq_len"] == 128
+    assert set(TRAINING_PRESETS) == set(DATA_PRESETS)  # each training preset has its data preset (length, tokenizer)
     assert TRAINING_PRESETS["paper-owt"]["training"]["batch_size"] == 512
 
 
