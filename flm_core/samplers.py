@@ -124,7 +124,7 @@ class StateSpace:
 
     dense: bool
     lift: Callable[[torch.Tensor], torch.Tensor]
-    denoise: Callable[..., torch.Tensor]  # (state, *times, estimate=) -> logits (B, L, K)
+    denoise: Callable[..., torch.Tensor]  # (state, *times[, estimate=]) -> logits (B, L, K)
     noise: Callable[[tuple[int, int], torch.Generator], torch.Tensor]  # fresh eps ~ N(0, I_K) (B, L) in the space
 
 
@@ -208,7 +208,10 @@ class FlowSampler:
         b = x.shape[0]
         s, t = plan.t[i].expand(b), plan.t[i + 1].expand(b)
         times = (s, t) if self.two_times else (s,)
-        logits = plan.space.denoise(x, *times, estimate=estimate)  # None unless self-conditioned
+        if estimate is None:  # a plain denoiser keeps the network(x, s[, t]) contract (user networks need no estimate)
+            logits = plan.space.denoise(x, *times)
+        else:  # self-conditioning: the network also reads the previous step's delta
+            logits = plan.space.denoise(x, *times, estimate=estimate)
         delta = torch.softmax(logits, dim=-1)
         out = Step(logits, delta, progress=plan.t_host[i], gamma=plan.g_host[i])
         if i == plan.last:  # lands on g = 1, where X_{s,1}(x) = delta exactly
