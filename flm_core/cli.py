@@ -78,7 +78,8 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         _require_data_tokenizer("--teacher", args.teacher, args.data)
     objective = ObjectiveConfig(
         name=f"{spec.name}-{args.objective}" if spec.two_times else spec.objective_names[0],
-        boundary_prob=args.boundary_prob, teacher=args.teacher if spec.two_times else None)
+        boundary_prob=args.boundary_prob, teacher=args.teacher if spec.two_times else None,
+        teacher_self_condition=args.teacher_self_condition)
     training = TrainConfig(**{**(preset["training"] if preset else {}),  # flags given override the preset
                               **{k: v for k, v in vars(args).items()
                                  if k in TrainConfig.__dataclass_fields__ and v is not None}})
@@ -317,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "start the run (a warm start: fresh optimizer and step count)")
     p.add_argument("--objective", choices=["semigroup", "lagrangian"], default="semigroup", help="fmlm objective")
     p.add_argument("--boundary-prob", type=float, default=0.1, help="fmlm: probability of (s, t) = (0, 1)")
+    p.add_argument("--teacher-self-condition", action=argparse.BooleanOptionalAction, default=True,
+                   help="fmlm with a self-conditioned teacher: its targets are its second pass, which reads its own "
+                        "first pass as the estimate (two teacher calls); --no-teacher-self-condition: the first pass")
     for name, kind in (("batch-size", int), ("grad-accum", int), ("lr", float), ("warmup-steps", int),
                        ("max-steps", int), ("max-minutes", float), ("min-lr-ratio", float), ("weight-decay", float),
                        ("adam-beta2", float), ("ema", float),

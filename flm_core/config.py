@@ -81,6 +81,7 @@ class ObjectiveConfig:
     boundary_prob: float = 0.1  # FMLM: chance of drawing (s, t) = (0, 1)
     diagonal_weight: float = 1.0  # FMLM: weight of KL(D_teacher || delta(., t, t))
     teacher: str | None = None  # FMLM: path of the FLM teacher checkpoint
+    teacher_self_condition: bool = True  # FMLM: a self-conditioned teacher's targets are its second pass
 
     def validate(self) -> None:
         from flm_core.kinds import KINDS  # the table imports the networks, which import this module

@@ -4,9 +4,9 @@ Each returns (loss, logs): `loss` is the scalar to minimise and `logs` holds det
 detached scalar tensors (no host sync inside the step); "nll" is the per-token negative
 log-likelihood (FLM cross-entropy, MDLM bound, AR), "consistency_kl" the flow-map distillation gap.
 
-The flow-map losses call their FLM teacher as teacher(x, t), with no self-conditioning estimate: a
-self-conditioned teacher then gives its first-pass D (the estimate read as zeros, as on half of its
-training rows).
+The flow-map losses call their FLM teacher as teacher(x, t) -> logits; a self-conditioned teacher is
+passed as `self_conditioned_teacher(teacher)` (its second pass) or as itself (its first pass, the estimate
+read as zeros).
 """
 from __future__ import annotations
 
@@ -72,6 +72,15 @@ def self_condition_estimate(denoise: Callable[..., torch.Tensor], lift: Callable
         d_hat = torch.softmax(denoise(x[rows], t[rows]), dim=-1)  # (B', L, K)
     estimate = lift(d_hat)
     return estimate.new_zeros(b, *estimate.shape[1:]).index_copy(0, rows, estimate)
+
+
+def self_conditioned_teacher(teacher: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A self-conditioned FLM as a distillation teacher (x, t) -> logits of its second pass,
+    teacher(x, t, estimate=softmax(teacher(x, t))): the input it was trained on with its own first pass,
+    and the better of its two denoisers (the first pass reads the estimate as zeros). Two calls per target."""
+    def second_pass(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return teacher(x, t, estimate=torch.softmax(teacher(x, t), dim=-1))
+    return second_pass
 
 
 def kl_to_logits(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

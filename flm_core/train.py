@@ -71,6 +71,8 @@ class ObjectiveModule(nn.Module):
 
 def make_objective(config: RunConfig, teacher: nn.Module | None) -> objectives.Objective:
     obj = config.objective
+    if teacher is not None and teacher.config.self_condition and obj.teacher_self_condition:
+        teacher = objectives.self_conditioned_teacher(teacher)
     return kind_of(config.kind).objective(obj.name, teacher, obj.boundary_prob, obj.diagonal_weight)
 
 

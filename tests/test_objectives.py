@@ -421,3 +421,19 @@ def test_self_conditioned_flm_loss_is_deterministic_starts_as_the_plain_loss_and
     assert torch.equal(a, loss(plain, 5))  # zero projection; the first pass draws after t and the noise
     a.backward()
     assert net.estimate_proj.weight.grad.abs().sum() > 0 and net.estimate_proj.bias.grad.abs().sum() > 0
+
+
+def test_a_self_conditioned_teacher_targets_its_second_pass(randomize):
+    """self_conditioned_teacher(T)(x, t) = T(x, t, estimate=softmax(T(x, t))): the flow-map loss then equals
+    the loss against a teacher that returns that second pass, and differs from the first-pass loss."""
+    spy = EstimateSpy(randomize(DiT(cfg(self_condition=True)), seed=21).requires_grad_(False))
+    student = randomize(DiT(cfg(double_time=True)), seed=22)
+    tokens = data(6)
+    loss, _ = objectives.fmlm_semigroup_loss(student, objectives.self_conditioned_teacher(spy), tokens, gen(8))
+    (x1, s1, e1, out1), (x2, s2, e2, out2) = spy.calls
+    assert e1 is None and torch.equal(x1, x2) and torch.equal(s1, s2)
+    torch.testing.assert_close(e2, torch.softmax(out1, -1), rtol=0, atol=0)
+    assert (out2 - out1).abs().max() > 1e-3  # the (randomised) projection reads the estimate
+    second, _ = objectives.fmlm_semigroup_loss(student, lambda x, t: out2, tokens, gen(8))
+    first, _ = objectives.fmlm_semigroup_loss(student, lambda x, t: out1, tokens, gen(8))
+    assert torch.equal(loss, second) and not torch.equal(loss, first)

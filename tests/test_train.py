@@ -481,9 +481,13 @@ def test_self_conditioned_training_resumes_exactly_samples_and_teaches_an_fmlm(t
     pipe = flm_core.load(a)
     gen = pipe.generate(2, 3, seed=0)
     assert pipe.sampler.self_condition and gen.nfe == 3 and gen.tokens.shape == (2, 16)
-    fmlm = tmp_path / "fmlm"  # the teacher is called without an estimate
-    assert main(tiny_train_args("fmlm", tiny_data, fmlm, "--teacher", str(a), "--max-steps", "2")) == 0
-    assert not flm_core.load(fmlm).config.model.self_condition
+    fmlm = tmp_path / "fmlm"  # the targets are the teacher's second pass unless --no-teacher-self-condition
+    for flag, second_pass in (("--teacher-self-condition", True), ("--no-teacher-self-condition", False)):
+        assert main(tiny_train_args("fmlm", tiny_data, fmlm / flag, "--teacher", str(a), "--max-steps", "2", flag)) == 0
+        config = flm_core.load(fmlm / flag).config
+        assert not config.model.self_condition and config.objective.teacher_self_condition is second_pass
+    first, second = (state_tensors(fmlm / flag) for flag in ("--no-teacher-self-condition", "--teacher-self-condition"))
+    assert any(not torch.equal(first[k], second[k]) for k in first)  # other targets, other weights
     capsys.readouterr()
     assert main(tiny_train_args("fmlm", tiny_data, tmp_path / "x", "--teacher", str(a), "--self-condition",
                                 "--max-steps", "1")) == 2
