@@ -95,12 +95,12 @@ def test_the_written_toy_claims_follow_the_shipped_benchmark():
         assert table in (root / doc).read_text(), f"{doc}: rerun steps_table on checkpoints/benchmarks-toy.json"
     at = {(r["kind"], r["steps"]): r for r in rows if r["kind"] != "data"}
     flows = [r for r in at.values() if r["kind"] != "ar"]
-    assert f"{max(r['toy_validity'] for r in flows):.0%}" == "3%" and at[("ar", 31)]["toy_validity"] > 0.85  # "at most 3%"
+    assert f"{max(r['toy_validity'] for r in flows):.0%}" == "7%" and at[("ar", 31)]["toy_validity"] > 0.85  # "at most 7%"
     assert all(at[("mdlm", n)]["toy_grammatical"] == 0 for n in (1, 2, 4))  # "breaks every story"
     assert at[("mdlm", 128)]["toy_grammatical"] < 0.15 and at[("flm", 1)]["toy_grammatical"] == 0
-    for n in (1, 2, 4, 8, 32, 128):  # "at or above its teacher at every step count"
-        fmlm, flm = at[("fmlm", n)], at[("flm", n)]
-        assert fmlm["toy_validity"] >= flm["toy_validity"] and fmlm["toy_grammatical"] >= flm["toy_grammatical"]
-        assert fmlm["toy_distance"] <= flm["toy_distance"]
-    assert abs(at[("fmlm", 1)]["toy_grammatical"] - at[("flm", 2)]["toy_grammatical"]) < 0.1  # "as FLM at ~2 steps"
+    assert at[("fmlm", 1)]["toy_grammatical"] > at[("flm", 2)]["toy_grammatical"]  # "more than FLM at 2 steps"
+    for n in (1, 2, 4, 8, 32, 128):  # "keeps the grammar at least as well as its teacher at every step count"
+        assert at[("fmlm", n)]["toy_grammatical"] >= at[("flm", n)]["toy_grammatical"]
+    for n in (4, 8, 32, 128):  # "but from 4 steps on it keeps fewer stories fully valid"
+        assert at[("fmlm", n)]["toy_validity"] < at[("flm", n)]["toy_validity"]
     assert at[("fmlm", 1)]["toy_validity"] < 0.95  # "does not reach the 95%"
