@@ -12,6 +12,7 @@ from flm_core.kinds import Kind, kind_of
 from app.kind_style import kind_label, kind_rank
 from flm_core.errors import one_line
 from flm_core.checkpoint import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE
+from flm_core.pipeline import why_not_a_sampler
 from flm_core.toy import TOY_PREFIX, is_toy
 
 ENV_CHECKPOINTS = "FLM_EXPLORER_CHECKPOINTS"
@@ -72,7 +73,7 @@ def describe_checkpoint(path: str | Path) -> CheckpointInfo:
     except (ConfigError, OSError) as err:
         return CheckpointInfo(path.name, str(path), None, None, None, mtime, one_line(err))
     missing = [f for f in (WEIGHTS_FILE, TOKENIZER_FILE) if not (path / f).is_file()]
-    error = f"{path}: missing {', '.join(missing)}" if missing else None
+    error = f"{path}: missing {', '.join(missing)}" if missing else why_not_a_sampler(path, config)
     return CheckpointInfo(path.name, str(path), config.kind, config.model.vocab_size, config.model.seq_len,
                           mtime, error, config.data.get("source"))
 

@@ -15,6 +15,7 @@ import sys
 from flm_core.config import MODEL_PRESETS, TRAINING_PRESETS, ModelConfig, ObjectiveConfig, RunConfig, TrainConfig
 from flm_core.errors import one_line
 from flm_core.kinds import KINDS, kind_of
+from flm_core.objectives import AUTHORS_BOUNDARY_PROB
 
 log = logging.getLogger("flm_core")
 
@@ -76,10 +77,13 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         model["dropout"] = 0.0 if args.dropout is None else args.dropout  # targets come from the student itself
     if spec.two_times:  # with or without --init-from, the teacher's ids must be the data's
         _require_data_tokenizer("--teacher", args.teacher, args.data)
+    if args.first_stage:
+        _require_data_tokenizer("--first-stage", args.first_stage, args.data)
+    name = f"{spec.name}-{args.objective}" if spec.two_times else spec.objective_names[0]
     objective = ObjectiveConfig(
-        name=f"{spec.name}-{args.objective}" if spec.two_times else spec.objective_names[0],
-        boundary_prob=args.boundary_prob, teacher=args.teacher if spec.two_times else None,
-        teacher_self_condition=args.teacher_self_condition)
+        name=name, boundary_prob=AUTHORS_BOUNDARY_PROB.get(name, 0.1) if args.boundary_prob is None else args.boundary_prob,
+        teacher=args.teacher if spec.two_times else None, teacher_self_condition=args.teacher_self_condition,
+        first_stage=args.first_stage if spec.two_times else None)
     training = TrainConfig(**{**(preset["training"] if preset else {}),  # flags given override the preset
                               **{k: v for k, v in vars(args).items()
                                  if k in TrainConfig.__dataclass_fields__ and v is not None}})
@@ -316,8 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", help="fmlm: FLM checkpoint directory to distil")
     p.add_argument("--init-from", help="checkpoint directory of the same kind whose weights, shape and tokenizer "
                                        "start the run (a warm start: fresh optimizer and step count)")
-    p.add_argument("--objective", choices=["semigroup", "lagrangian"], default="semigroup", help="fmlm objective")
-    p.add_argument("--boundary-prob", type=float, default=0.1, help="fmlm: probability of (s, t) = (0, 1)")
+    p.add_argument("--objective", choices=["semigroup", "lagrangian", "residual", "two-network"], default="semigroup",
+                   help="fmlm objective: ours (semigroup, lagrangian), or the authors' two stages: residual (a "
+                        "second-order term over the teacher's Euler step, not a sampler on its own) then two-network "
+                        "(one flow map regressed onto it, with --first-stage)")
+    p.add_argument("--first-stage", help="fmlm --objective two-network: the residual checkpoint to distil (trained "
+                                         "with --objective residual from the same --teacher)")
+    p.add_argument("--boundary-prob", type=float, default=None,
+                   help="fmlm: probability of (s, t) = (0, 1); default 0.1, the authors' 1/64 (residual) and 1/128 "
+                        "(two-network)")
     p.add_argument("--teacher-self-condition", action=argparse.BooleanOptionalAction, default=True,
                    help="fmlm with a self-conditioned teacher: its targets are its second pass, which reads its own "
                         "first pass as the estimate (two teacher calls); --no-teacher-self-condition: the first pass")

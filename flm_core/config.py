@@ -77,11 +77,12 @@ TRAINING_PRESETS: dict[str, dict[str, Any]] = {
 class ObjectiveConfig:
     """Which loss trains the network and its knobs."""
 
-    name: str = "flm"  # flm | fmlm-semigroup | fmlm-lagrangian | mdlm | ar
+    name: str = "flm"  # flm | fmlm-semigroup | fmlm-lagrangian | fmlm-residual | fmlm-two-network | mdlm | ar
     boundary_prob: float = 0.1  # FMLM: chance of drawing (s, t) = (0, 1)
     diagonal_weight: float = 1.0  # FMLM: weight of KL(D_teacher || delta(., t, t))
     teacher: str | None = None  # FMLM: path of the FLM teacher checkpoint
     teacher_self_condition: bool = True  # FMLM: a self-conditioned teacher's targets are its second pass
+    first_stage: str | None = None  # fmlm-two-network: path of the fmlm-residual checkpoint it distils
 
     def validate(self) -> None:
         from flm_core.kinds import KINDS  # the table imports the networks, which import this module
@@ -91,6 +92,11 @@ class ObjectiveConfig:
             raise ConfigError(f"objective must be one of {names}, got {self.name!r}")
         if not 0.0 <= self.boundary_prob <= 1.0:
             raise ConfigError(f"boundary_prob must be in [0, 1], got {self.boundary_prob}")
+        from flm_core.objectives import SECOND_STAGE_OBJECTIVE
+
+        if (self.name == SECOND_STAGE_OBJECTIVE) != (self.first_stage is not None):
+            raise ConfigError(f"objective {SECOND_STAGE_OBJECTIVE} distils a first stage (--first-stage PATH) and "
+                              f"only it takes one; objective {self.name!r}, first stage {self.first_stage!r}")
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Each returns (loss, logs): `loss` is the scalar to minimise and `logs` holds detached scalars,
 detached scalar tensors (no host sync inside the step); "nll" is the per-token negative
-log-likelihood (FLM cross-entropy, MDLM bound, AR), "consistency_kl" the flow-map distillation gap.
+log-likelihood (FLM cross-entropy, MDLM bound, AR), "consistency_kl" the flow-map distillation gap
+("consistency_mse", "map_mse" for the authors' two squared-error stages).
 
 The flow-map losses call their FLM teacher as teacher(x, t) -> logits; a self-conditioned teacher is
 passed as `self_conditioned_teacher(teacher)` (its second pass) or as itself (its first pass, the estimate
@@ -88,10 +89,11 @@ def kl_to_logits(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return (torch.special.xlogy(target, target) - target * F.log_softmax(logits, dim=-1)).sum(-1)
 
 
-def _flow_map_times(batch: int, boundary_prob: float, generator: torch.Generator,
-                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(s, t) with gap d = t - s stratified in model time, s ~ U[0, 1-d], and (0, 1) w.p. boundary_prob."""
-    d = stratified_uniform(batch, generator, device).clamp(1e-3, 1.0)
+def _flow_map_times(batch: int, boundary_prob: float, generator: torch.Generator, device: torch.device,
+                    min_gap: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s, t) with gap d = t - s stratified in model time (at least min_gap), s ~ U[0, 1-d], and (0, 1) w.p.
+    boundary_prob."""
+    d = stratified_uniform(batch, generator, device).clamp(min_gap, 1.0)
     s = torch.rand(batch, generator=generator, device=device) * (1 - d)
     boundary = torch.rand(batch, generator=generator, device=device) < boundary_prob
     s = torch.where(boundary, torch.zeros_like(s), s)
@@ -136,6 +138,81 @@ def fmlm_semigroup_loss(student: torch.nn.Module, teacher: torch.nn.Module, toke
     consistency = kl_to_logits(target, logits)
     loss = _weighted(consistency, student, s) + diagonal_weight * diagonal.mean()
     return loss, {"consistency_kl": consistency.mean().detach(), "diagonal_kl": diagonal.mean().detach()}
+
+
+FlowMap = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (x, s, t) -> delta (B, L, K)
+
+
+def _residual_delta(teacher_probs: torch.Tensor, residual: torch.Tensor, g_s: torch.Tensor,
+                    g_t: torch.Tensor) -> torch.Tensor:
+    """The authors' first-stage denoiser delta_1 = D_T(x, s) + 1/2 (g_t - g_s)(1 - g_s) r(x, s, t).
+
+    Put in X_{s,t}(x) = x + (g_t - g_s)/(1 - g_s) (delta_1 - x) it is their map
+    X = x + Delta v_T(x, s) + 1/2 Delta^2 r, Delta = g_t - g_s, v_T = (D_T - x)/(1 - g_s): the teacher's Euler
+    step plus a learned second-order term r (raw network outputs, no softmax; delta_1 may leave the simplex)."""
+    return teacher_probs + 0.5 * (g_t - g_s) * (1 - g_s) * residual
+
+
+def residual_flow_map(teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                      residual: torch.nn.Module) -> FlowMap:
+    """The frozen first-stage map delta_1(x, s, t) of FLM teacher and residual network (two calls), the target of
+    `fmlm_two_network_loss`."""
+    k = residual.config.vocab_size
+
+    @torch.no_grad()
+    def delta_1(x: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        g_s, g_t = gamma_from_alpha(s, k).view(-1, 1, 1), gamma_from_alpha(t, k).view(-1, 1, 1)
+        return _residual_delta(torch.softmax(teacher(x, s), dim=-1), residual(x, s, t), g_s, g_t)
+    return delta_1
+
+
+def fmlm_residual_loss(student: torch.nn.Module, teacher: torch.nn.Module, tokens: torch.Tensor,
+                       generator: torch.Generator, boundary_prob: float = 1 / 64,
+                       diagonal_weight: float = 1.0) -> LossOutput:
+    """The authors' first stage (their FLM_distill): the student is the residual r of
+    delta_1 = D_T(x, s) + 1/2 (g_t - g_s)(1 - g_s) r(x, s, t) (`_residual_delta`), fitted to the semigroup target
+    delta_bar = sg[w delta_1(x_s, s, u) + (1 - w) delta_1(X_{s,u}(x_s), u, t)] (the weights of
+    `fmlm_semigroup_loss`; this delta_bar is exactly their x_hat = x_s + (1 - g_s) v_bar, every half jump carrying
+    the teacher's velocity) by squared error summed over K: mean_k (delta_bar - delta_1)^2 * K.
+
+    At t = s delta_1 is the teacher's D exactly, so there is no diagonal term (diagonal_weight is unused).
+    Gap d >= 1e-6 as theirs. Logs consistency_mse."""
+    del diagonal_weight
+    k = student.config.vocab_size
+    s, t = _flow_map_times(tokens.shape[0], boundary_prob, generator, tokens.device, min_gap=1e-6)
+    u = (s + t) / 2
+    g_s, g_u, g_t = (gamma_from_alpha(x, k).view(-1, 1, 1) for x in (s, u, t))
+    x_s = one_hot_path(tokens, g_s.view(-1), k, generator)
+    with torch.no_grad():
+        teacher_s = torch.softmax(teacher(x_s, s), dim=-1)
+        delta_su = _residual_delta(teacher_s, student(x_s, s, u), g_s, g_u)
+        x_u = flow_map_step(x_s, delta_su, g_s, g_u)
+        delta_ut = _residual_delta(torch.softmax(teacher(x_u, u), dim=-1), student(x_u, u, t), g_u, g_t)
+        w = ((1 - g_t) * (g_u - g_s) / ((1 - g_u) * (g_t - g_s)).clamp_min(1e-12)).clamp(0, 1)
+        target = w * delta_su + (1 - w) * delta_ut
+    prediction = _residual_delta(teacher_s, student(x_s, s, t), g_s, g_t)
+    mse = (target - prediction).square().mean(-1) * k  # (B, L)
+    return _weighted(mse, student, s), {"consistency_mse": mse.mean().detach()}
+
+
+def fmlm_two_network_loss(student: torch.nn.Module, first_stage: FlowMap, tokens: torch.Tensor,
+                          generator: torch.Generator, boundary_prob: float = 1 / 128,
+                          diagonal_weight: float = 1.0) -> LossOutput:
+    """The authors' second stage (their FLM_distill_double): one softmax flow map delta(x, s, t) regressed onto the
+    frozen first-stage map (`residual_flow_map`) by squared error of the maps summed over K:
+    mean_k (X^1_{s,t}(x_s) - X_{s,t}(x_s))^2 * K = mean_k (c (delta_1 - delta))^2 * K, c = (g_t - g_s)/(1 - g_s).
+
+    Targets come only from frozen networks (no self-distillation, no diagonal term: diagonal_weight is unused);
+    gap d >= 1e-5 as theirs. Logs map_mse."""
+    del diagonal_weight
+    k = student.config.vocab_size
+    s, t = _flow_map_times(tokens.shape[0], boundary_prob, generator, tokens.device, min_gap=1e-5)
+    g_s, g_t = gamma_from_alpha(s, k).view(-1, 1, 1), gamma_from_alpha(t, k).view(-1, 1, 1)
+    x_s = one_hot_path(tokens, g_s.view(-1), k, generator)
+    target = first_stage(x_s, s, t)
+    c = (g_t - g_s) / (1 - g_s).clamp_min(1e-6)
+    mse = (c * (target - torch.softmax(student(x_s, s, t), dim=-1))).square().mean(-1) * k  # (B, L)
+    return mse.mean(), {"map_mse": mse.mean().detach()}
 
 
 def simplex_projection(target: torch.Tensor) -> torch.Tensor:
@@ -199,4 +276,8 @@ def ar_loss(network: torch.nn.Module, tokens: torch.Tensor, generator: torch.Gen
     return nll, {"nll": nll.detach()}
 
 
-FLOW_MAP_OBJECTIVES = {"fmlm-semigroup": fmlm_semigroup_loss, "fmlm-lagrangian": fmlm_lagrangian_loss}
+FLOW_MAP_OBJECTIVES = {"fmlm-semigroup": fmlm_semigroup_loss, "fmlm-lagrangian": fmlm_lagrangian_loss,
+                       "fmlm-residual": fmlm_residual_loss, "fmlm-two-network": fmlm_two_network_loss}
+FIRST_STAGE_OBJECTIVE = "fmlm-residual"  # trains a residual over its teacher: not a flow map on its own
+SECOND_STAGE_OBJECTIVE = "fmlm-two-network"  # distils a FIRST_STAGE_OBJECTIVE network with its teacher
+AUTHORS_BOUNDARY_PROB = {FIRST_STAGE_OBJECTIVE: 1 / 64, SECOND_STAGE_OBJECTIVE: 1 / 128}  # their scripts' (0, 1) share

@@ -17,6 +17,7 @@ from flm_core.kinds import Kind, kind_of
 from flm_core.memory import available_bytes, generation_bytes, gib
 from flm_core.models import build_network
 from flm_core.models.guided import GuidedDenoiser
+from flm_core.objectives import FIRST_STAGE_OBJECTIVE
 from flm_core.samplers import Held, Sampler, run_sampler
 from flm_core.tokens import decode, document_start_id, load_tokenizer
 from flm_core.trajectory import MAX_RECORDED_STEPS, Recorder, Trajectory
@@ -174,6 +175,8 @@ def _load(path: str | Path, device: str) -> Pipeline:
         load_state_into(network, weights, path)
         return Pipeline(config, network, tokenizer, str(path), device)
     config, weights = read_checkpoint(path)
+    if (refusal := why_not_a_sampler(path, config)) is not None:
+        raise CheckpointError(refusal)
     try:
         tokenizer = load_tokenizer(path / TOKENIZER_FILE)
     except (FileNotFoundError, ValueError) as err:
@@ -184,3 +187,22 @@ def _load(path: str | Path, device: str) -> Pipeline:
     network = build_network(config.model)
     load_state_into(network, weights, path / WEIGHTS_FILE)
     return Pipeline(config, network, tokenizer, str(path), device)
+
+
+def why_not_a_sampler(path: str | Path, config: RunConfig) -> str | None:
+    """Why a readable checkpoint cannot be sampled (one line), or None: a first-stage residual needs its teacher."""
+    if config.objective.name != FIRST_STAGE_OBJECTIVE:
+        return None
+    return (f"{path}: a first-stage residual ({FIRST_STAGE_OBJECTIVE}) is not a flow map on its own: distil it with "
+            f"`train fmlm --objective two-network --first-stage {path}`")
+
+
+def load_first_stage_network(path: str | Path) -> torch.nn.Module:
+    """The residual network of a first-stage checkpoint (objective fmlm-residual), for the second stage only."""
+    config, weights = read_checkpoint(Path(path))
+    if config.objective.name != FIRST_STAGE_OBJECTIVE:
+        raise CheckpointError(f"{path}: --first-stage needs a checkpoint trained with `train fmlm --objective "
+                              f"residual`, got objective {config.objective.name!r}")
+    network = build_network(config.model)
+    load_state_into(network, weights, Path(path) / WEIGHTS_FILE)
+    return network

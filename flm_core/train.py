@@ -69,10 +69,15 @@ class ObjectiveModule(nn.Module):
         return self.loss_fn(self.network, tokens, generator)
 
 
-def make_objective(config: RunConfig, teacher: nn.Module | None) -> objectives.Objective:
+def make_objective(config: RunConfig, teacher: nn.Module | None,
+                   first_stage: nn.Module | None = None) -> objectives.Objective:
+    """The run's loss; a flow map's teacher is the FLM (its second pass where self-conditioned), or, for the
+    authors' second stage, the first stage's map built on that FLM."""
     obj = config.objective
     if teacher is not None and teacher.config.self_condition and obj.teacher_self_condition:
         teacher = objectives.self_conditioned_teacher(teacher)
+    if first_stage is not None:
+        teacher = objectives.residual_flow_map(teacher, first_stage)
     return kind_of(config.kind).objective(obj.name, teacher, obj.boundary_prob, obj.diagonal_weight)
 
 
@@ -205,17 +210,21 @@ def build_student(config: RunConfig, device: torch.device,
     as when a resumed run's state replaces the weights anyway; it may switch self-conditioning on, see
     `_load_warm_start`), else a fresh FMLM student starts from its teacher with the second time embedding
     zeroed (so it first equals the teacher)."""
-    from flm_core.pipeline import load as load_pipeline
+    from flm_core.pipeline import load as load_pipeline, load_first_stage_network
 
     network = build_network(config.model)
     init_from = config.training.init_from if warm_start else None
     if init_from:
-        init = load_pipeline(init_from)
-        shape = replace(init.config.model, self_condition=config.model.self_condition)
-        if init.kind != config.kind or shape != config.model:
+        if config.objective.name == objectives.FIRST_STAGE_OBJECTIVE:  # a residual continues only a residual
+            init_kind, init_network = config.kind, load_first_stage_network(init_from)
+        else:
+            init = load_pipeline(init_from)
+            init_kind, init_network = init.kind, init.network
+        shape = replace(init_network.config, self_condition=config.model.self_condition)
+        if init_kind != config.kind or shape != config.model:
             raise TrainingError(f"{init_from}: --init-from needs a {config.kind} checkpoint of the same shape, "
-                                f"got {init.kind} with {init.config.model}")
-        _load_warm_start(network, init.network.state_dict(), init_from)
+                                f"got {init_kind} with {init_network.config}")
+        _load_warm_start(network, init_network.state_dict(), init_from)
     if not kind_of(config.kind).two_times:  # only a flow map distils a teacher
         return network.to(device), None
     teacher_pipe = load_pipeline(config.objective.teacher, device=str(device))
@@ -228,7 +237,24 @@ def build_student(config: RunConfig, device: torch.device,
         student_state.update({k: v for k, v in teacher.state_dict().items() if k in student_state})
         network.load_state_dict(student_state)
         network.zero_init_second_time()
+        if config.objective.name == objectives.FIRST_STAGE_OBJECTIVE:  # a residual over the teacher starts at 0
+            network.zero_init_output()
     return network.to(device), teacher
+
+
+def load_first_stage(config: RunConfig, device: torch.device) -> nn.Module | None:
+    """The frozen first-stage residual network a second-stage run distils (None for other runs), on the student's
+    vocabulary and length."""
+    if config.objective.first_stage is None:
+        return None
+    from flm_core.pipeline import load_first_stage_network
+
+    network = load_first_stage_network(config.objective.first_stage)
+    if network.config.vocab_size != config.model.vocab_size or network.config.seq_len != config.model.seq_len:
+        raise TrainingError(f"{config.objective.first_stage}: the first stage has K = {network.config.vocab_size}, "
+                            f"L = {network.config.seq_len}; the student K = {config.model.vocab_size}, "
+                            f"L = {config.model.seq_len}")
+    return network.requires_grad_(False).to(device)
 
 
 def _load_warm_start(network: nn.Module, weights: dict[str, torch.Tensor], init_from: str) -> None:
@@ -322,7 +348,8 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         resuming = resume and (out / STATE_DIR / "LATEST").is_file()
         self.network, teacher = build_student(config, place.device, warm_start=not resuming)
-        self.module = ObjectiveModule(self.network, make_objective(config, teacher))
+        first_stage = load_first_stage(config, place.device)
+        self.module = ObjectiveModule(self.network, make_objective(config, teacher, first_stage))
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.cfg.lr, betas=(0.9, self.cfg.adam_beta2),
                                            weight_decay=self.cfg.weight_decay)
         self.ema = EMA(self.network, self.cfg.ema)

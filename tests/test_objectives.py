@@ -437,3 +437,101 @@ def test_a_self_conditioned_teacher_targets_its_second_pass(randomize):
     second, _ = objectives.fmlm_semigroup_loss(student, lambda x, t: out2, tokens, gen(8))
     first, _ = objectives.fmlm_semigroup_loss(student, lambda x, t: out1, tokens, gen(8))
     assert torch.equal(loss, second) and not torch.equal(loss, first)
+
+
+# ------------------------------------------------------------------ flow map: the authors' two stages
+
+
+def _their_stage_one_loss(x_s, g_s, g_u, g_t, teacher_s, residual_su, teacher_u, residual_ut, residual_st, x_u):
+    """FLM_distill.loss transcribed in their velocity form (algo.py:1187-1230 at d89a02f, eps 1e-5 dropped):
+    x_boot = x_s + (1 - g_s) v_bar, f_final = D_T(x_s, s) + 1/2 (g_t - g_s)(1 - g_s) r(x_s, s, t)."""
+    d1, d2, d = g_u - g_s, g_t - g_u, g_t - g_s
+    v_s = (teacher_s - x_s) / (1 - g_s)
+    v_su = v_s + d1 / 2 * residual_su
+    big_f_su = x_s + d1 * v_s + 0.5 * d1 ** 2 * residual_su
+    torch.testing.assert_close(x_u, big_f_su, rtol=0, atol=1e-4)  # the second half starts where theirs does
+    v_ut = (teacher_u - big_f_su) / (1 - g_u) + d2 / 2 * residual_ut
+    v_bar = (d1 * v_su + d2 * v_ut) / d
+    x_boot = x_s + (1 - g_s) * v_bar
+    f_final = teacher_s + 0.5 * d * (1 - g_s) * residual_st
+    return ((x_boot - f_final) ** 2).mean(-1) * x_s.shape[-1]
+
+
+def test_the_first_stage_loss_is_the_authors_bootstrap(randomize):
+    """fmlm_residual_loss against a transcription of their stage-1 loss, recomputed from the recorded calls
+    (teacher at x_s and at X_{s,u}(x_s); student residual r at (s, u), (u, t) and (s, t))."""
+    teacher, student = _fmlm_pair(randomize, seed=31, teacher_init=False)
+    student, teacher = Recorder(student), Recorder(teacher)
+    loss, logs = objectives.fmlm_residual_loss(student, teacher, data(7), gen(9), boundary_prob=0.25)
+    (x_s, s), out_teacher_s = teacher.calls[0]
+    (x_u, u), out_teacher_u = teacher.calls[1]
+    (x_s2, s2, u2), r_su = student.calls[0]
+    (x_u2, u3, t), r_ut = student.calls[1]
+    (x_s3, s3, t2), r_st = student.calls[2]
+    assert len(student.calls) == 3 and len(teacher.calls) == 2
+    assert all(torch.equal(a, b) for a, b in ((x_s, x_s2), (x_s, x_s3), (x_u, x_u2), (s, s2), (s, s3), (u, u2),
+                                               (u, u3), (t, t2)))
+    assert bool(((0 <= s) & (s < u) & (u < t) & (t <= 1)).all())
+    g_s, g_u, g_t = (gamma_from_alpha(v.double(), K).view(-1, 1, 1) for v in (s, u, t))
+    theirs = _their_stage_one_loss(x_s.double(), g_s, g_u, g_t, torch.softmax(out_teacher_s.double(), -1),
+                                   r_su.double(), torch.softmax(out_teacher_u.double(), -1), r_ut.double(),
+                                   r_st.double(), x_u.double())
+    assert abs(logs["consistency_mse"].item() - theirs.mean().item()) < 1e-4 * theirs.mean().item()
+    assert abs(loss.item() - theirs.mean().item()) < 1e-4 * theirs.mean().item()
+
+
+def test_a_zero_residual_is_the_teachers_euler_step_and_the_diagonal_is_exact(randomize):
+    """delta_1 = D_T + 1/2 (g_t - g_s)(1 - g_s) r: with r = 0 (zero_init_output) the first-stage map is the
+    teacher's Euler step, and at t = s it is D_T whatever r is; the loss trains r (its gradient is nonzero)."""
+    teacher, student = _fmlm_pair(randomize, seed=32)
+    student.zero_init_output()
+    x = torch.randn(B, L, K, generator=gen(3))
+    s, t = torch.full((B,), 0.3), torch.full((B,), 0.8)
+    assert torch.equal(student(x, s, t), torch.zeros(B, L, K))
+    delta_1 = objectives.residual_flow_map(teacher, student)
+    torch.testing.assert_close(delta_1(x, s, t), torch.softmax(teacher(x, s), -1), rtol=0, atol=0)
+    randomize(student, seed=33)
+    torch.testing.assert_close(delta_1(x, s, s), torch.softmax(teacher(x, s), -1), rtol=0, atol=0)
+    assert (delta_1(x, s, t) - torch.softmax(teacher(x, s), -1)).abs().max() > 1e-3
+    student.zero_init_output()
+    loss, _ = objectives.fmlm_residual_loss(student, teacher, data(), gen(4))
+    loss.backward()
+    assert student.output_layer.linear.weight.grad.abs().sum() > 0
+
+
+def test_the_second_stage_loss_is_the_squared_error_of_the_maps(randomize):
+    """fmlm_two_network_loss = mean_k (X^1_{s,t}(x_s) - X_{s,t}(x_s))^2 * K with X^1 = x + Delta v_T + 1/2 Delta^2 r
+    (their FLM_distill_double.loss, algo.py:1348-1380) and X = x + Delta (delta - x)/(1 - g_s); zero when the
+    student's delta is the first stage's (a student that outputs log delta_1 where delta_1 is a distribution)."""
+    teacher, residual = _fmlm_pair(randomize, seed=34, teacher_init=False)
+    teacher, residual = Recorder(teacher), Recorder(residual)
+    student = Recorder(randomize(DiT(cfg(double_time=True)), seed=35))
+    loss, logs = objectives.fmlm_two_network_loss(student, objectives.residual_flow_map(teacher, residual), data(8),
+                                                  gen(10), boundary_prob=0.25)
+    (x_s, s), out_teacher = teacher.calls[0]
+    (x_s2, s2, t), r = residual.calls[0]
+    (x_s3, s3, t2), out_student = student.calls[0]
+    assert torch.equal(x_s, x_s2) and torch.equal(x_s, x_s3) and torch.equal(t, t2) and torch.equal(s, s3)
+    g_s, g_t = (gamma_from_alpha(v.double(), K).view(-1, 1, 1) for v in (s, t))
+    x, d = x_s.double(), g_t - g_s
+    v_teacher = (torch.softmax(out_teacher.double(), -1) - x) / (1 - g_s)
+    theirs_target = x + d * v_teacher + 0.5 * d ** 2 * r.double()
+    theirs_student = x + d * (torch.softmax(out_student.double(), -1) - x) / (1 - g_s)
+    theirs = ((theirs_target - theirs_student) ** 2).mean(-1).mean() * K
+    assert abs(loss.item() - theirs.item()) < 1e-4 * theirs.item() and torch.equal(loss, logs["map_mse"])
+    zero_residual = FunctionNetwork(lambda x, s, t: torch.zeros(x.shape))
+    teacher_as_student = FunctionNetwork(lambda x, s, t: torch.log_softmax(teacher(x, s), -1))
+    exact, _ = objectives.fmlm_two_network_loss(teacher_as_student, objectives.residual_flow_map(teacher, zero_residual),
+                                                data(8), gen(10))
+    assert exact.item() < 1e-10
+
+
+class FunctionNetwork(torch.nn.Module):
+    """A two-time network given as a function (x, s, t) -> (B, L, K), with the config the losses read."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn, self.config = fn, cfg(double_time=True)
+
+    def forward(self, x, s, t):
+        return self.fn(x, s, t)

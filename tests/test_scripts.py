@@ -54,3 +54,23 @@ def test_shipping_into_checkpoints_is_an_explicit_choice(tmp_path):
     # FLM and MDLM continue side by side (either may start first); the FMLM is distilled after them
     assert sorted(starts[:2]) == ["checkpoints/flm-wiki", "checkpoints/mdlm-wiki"]
     assert starts[2:] == ["checkpoints/fmlm-wiki"]
+
+
+def test_the_objective_ab_gives_each_arm_the_same_minutes_from_the_same_teacher(tmp_path):
+    """A: semigroup for MINUTES; B: residual then two-network (from that residual) for MINUTES/2 each; B' the
+    second stage again with share 0.1; every run starts from the same teacher and writes under the run folder."""
+    calls = run_script("ab_authors_objective_toy.sh", tmp_path, MINUTES="10")
+    trains = {call[call.index("--out") + 1]: call for call in calls if call[:4] == ["-m", "flm_core", "train", "fmlm"]}
+    runs = tmp_path / "runs"
+    assert set(trains) == {str(runs / n) for n in ("fmlm-semigroup", "fmlm-residual", "fmlm-two-network",
+                                                  "fmlm-two-network-boundary01")}
+    value = lambda call, flag: call[call.index(flag) + 1] if flag in call else None  # noqa: E731
+    assert {value(c, "--teacher") for c in trains.values()} == {"checkpoints/flm-toy"}
+    minutes = {Path(out).name: float(value(c, "--max-minutes")) for out, c in trains.items()}
+    assert minutes["fmlm-semigroup"] == minutes["fmlm-residual"] + minutes["fmlm-two-network"] == 10
+    assert minutes["fmlm-two-network-boundary01"] == minutes["fmlm-two-network"]
+    assert {value(c, "--objective") for c in trains.values()} == {"semigroup", "residual", "two-network"}
+    for name in ("fmlm-two-network", "fmlm-two-network-boundary01"):
+        assert value(trains[str(runs / name)], "--first-stage") == str(runs / "fmlm-residual")
+    assert value(trains[str(runs / "fmlm-two-network-boundary01")], "--boundary-prob") == "0.1"
+    assert value(trains[str(runs / "fmlm-two-network")], "--boundary-prob") is None  # the authors' 1/128 default

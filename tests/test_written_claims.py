@@ -135,3 +135,37 @@ def test_the_projection_table_is_the_script_output():
                f"{r['gpu_hours']:,.0f} | ${r['cost']:,.0f} |").replace("e+", "e")
         if r["gpus"] == 8 or r["mfu_assumed"] == 0.5:
             assert row in SCALING, row
+
+
+AUTHORS = by_arm(jsonl("authors_objective_toy.jsonl"))
+OURS, THEIRS, THEIRS_SHARE = ("runs/ab-authors-toy/fmlm-semigroup", "runs/ab-authors-toy/fmlm-two-network",
+                              "runs/ab-authors-toy/fmlm-two-network-boundary01")
+
+
+@pytest.mark.parametrize("checkpoint, name", [(OURS, "A: ours, `semigroup`"),
+                                              (THEIRS, "B: the authors' `residual` then `two-network`"),
+                                              (THEIRS_SHARE, "B': B's second stage with (0, 1) share 0.1")])
+@pytest.mark.parametrize("steps", [1, 2, 4, 8])
+def test_the_objective_table_is_its_jsonl(checkpoint, name, steps):
+    runs = AUTHORS[(checkpoint, steps)]
+    assert [r["seed"] for r in runs] == [1, 2, 3] and {r["num_samples"] for r in runs} == {256}
+    seeds = ", ".join(f"{r['toy_grammatical']:.1%}" for r in runs)
+    row = (f"| {name} | {steps} | {mean(runs, 'toy_validity'):.1%} | {mean(runs, 'toy_grammatical'):.1%} ({seeds}) | "
+           f"{mean(runs, 'toy_distance'):.3f} | {mean(runs, 'entropy'):.3f} |")
+    assert row in QUALITY
+
+
+def test_the_objective_claims_hold():
+    ours, theirs = AUTHORS[(OURS, 1)], AUTHORS[(THEIRS, 1)]
+    assert min(r["toy_grammatical"] for r in ours) > 0.5 > 0.07 > max(r["toy_grammatical"] for r in theirs)
+    assert "(the ranges are 50-55% and 3-7%)" in QUALITY
+    assert mean(AUTHORS[(THEIRS_SHARE, 1)], "toy_grammatical") < 0.1  # the share is not the cause
+    assert all(abs(mean(runs, "entropy") - 2.651) / 2.651 < 0.02 for (checkpoint, _), runs in AUTHORS.items()
+               if checkpoint in (OURS, THEIRS, THEIRS_SHARE))  # every row's mean
+    first = AUTHORS[("runs/ab-authors-toy/fmlm-residual", 1)]
+    euler = AUTHORS[("checkpoints/flm-toy (Euler, 1 step)", 1)]
+    assert "keeps the grammar in " + ", ".join(f"{r['toy_grammatical']:.1%}" for r in first[:2]) + " and " \
+        f"{first[2]['toy_grammatical']:.1%} of stories (seeds 1-3), the teacher's one Euler step in 0%" in QUALITY
+    assert {r["toy_grammatical"] for r in euler} == {0.0}
+    assert (f"its one-step FMLM keeps the grammar in {mean(theirs, 'toy_grammatical'):.1%} of stories against "
+            f"{mean(ours, 'toy_grammatical'):.1%} with our semigroup objective") in README

@@ -130,6 +130,14 @@ class DiT(nn.Module):
             h = block(h, rotary, c)
         return self.output_layer(h, c).float()
 
+    def zero_init_output(self) -> None:
+        """Zero the output layer's linear maps, so the network first outputs 0 everywhere (the authors' first-stage
+        residual starts as its teacher's Euler step); the final norm keeps its weights, so gradients flow."""
+        for layer in self.output_layer.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
     def zero_init_second_time(self) -> None:
         """Make sigma_map_prime output 0 so that delta(x, s, t) starts equal to the FLM's D(x, s)."""
         nn.init.zeros_(self.sigma_map_prime.mlp[2].weight)
