@@ -34,15 +34,9 @@ python -m flm_core train fmlm "${common[@]}" --objective two-network --first-sta
   --boundary-prob 0.1 --max-steps "${MAX_STEPS_TWO_NETWORK:-1400}" --max-minutes "$half" \
   --out "$RUNS/fmlm-two-network-boundary01" > "$RUNS/fmlm-two-network-boundary01.log" 2>&1
 
+source "$(dirname "$0")/evaluate_runs.sh"
 for checkpoint in "$RUNS/fmlm-semigroup" "$RUNS/fmlm-two-network" "$RUNS/fmlm-two-network-boundary01"; do
-  for steps in 1 2 4 8; do
-    for seed in 1 2 3; do
-      python -m flm_core evaluate --checkpoint "$checkpoint" --steps "$steps" --num-samples 256 --seed "$seed" --json |
-        python -c "import json, sys; d = json.load(sys.stdin); print(json.dumps({k: d[k] for k in ('checkpoint',
-          'steps', 'seed', 'num_samples', 'entropy', 'toy_validity', 'toy_grammatical', 'toy_distance', 'seconds')}))" \
-        >> "$RUNS/eval.jsonl"
-    done
-  done
+  evaluate_seeds "$RUNS/eval.jsonl" "$checkpoint" "1 2 4 8" --num-samples 256
 done
 # the first stage alone, one jump 0 -> 1 (teacher + residual, 2 calls), beside the teacher's one Euler step
 python scripts/first_stage_one_jump.py --first-stage "$RUNS/fmlm-residual" --teacher "$TEACHER" >> "$RUNS/eval.jsonl"

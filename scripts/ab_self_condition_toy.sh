@@ -19,13 +19,7 @@ mkdir -p "$RUNS"
 python -m flm_core train flm "${common[@]}" --out "$RUNS/flm-toy-plain" > "$RUNS/flm-toy-plain.log" 2>&1
 python -m flm_core train flm "${common[@]}" --self-condition --out "$RUNS/flm-toy-selfcond" > "$RUNS/flm-toy-selfcond.log" 2>&1
 
+source "$(dirname "$0")/evaluate_runs.sh"
 for checkpoint in checkpoints/flm-toy "$RUNS/flm-toy-plain" "$RUNS/flm-toy-selfcond"; do
-  for steps in 8 32 128; do
-    for seed in 1 2 3; do
-      python -m flm_core evaluate --checkpoint "$checkpoint" --steps "$steps" --num-samples 256 --seed "$seed" --json |
-        python -c "import json, sys; d = json.load(sys.stdin); print(json.dumps({k: d[k] for k in ('checkpoint',
-          'steps', 'seed', 'num_samples', 'entropy', 'toy_validity', 'toy_grammatical', 'toy_distance', 'seconds')}))" \
-        >> "$RUNS/eval.jsonl"
-    done
-  done
+  evaluate_seeds "$RUNS/eval.jsonl" "$checkpoint" "8 32 128" --num-samples 256
 done

@@ -21,16 +21,12 @@ python -m flm_core train flm "${common[@]}" --self-condition --out "$RUNS/flm-se
 selfcond=$!
 wait "$plain"; wait "$selfcond"
 
-evaluate() {  # checkpoint steps seed
-  python -m flm_core evaluate --checkpoint "$1" --data "$DATA" --evaluator checkpoints/ar-wiki --num-samples 128 \
-    --steps "$2" --seed "$3" --json | python -c "import json, sys; d = json.load(sys.stdin); print(json.dumps(
-      {k: d.get(k) for k in ('checkpoint', 'steps', 'seed', 'num_samples', 'gen_ppl', 'entropy', 'mauve',
-                             'word_validity', 'val_nll', 'seconds')}))" >> "$RUNS/eval.jsonl"
-}
+source "$(dirname "$0")/evaluate_runs.sh"
+flags=(--data "$DATA" --evaluator checkpoints/ar-wiki --num-samples 128)
 for steps in 8 32; do
   for seed in 1 2 3; do
-    evaluate "$RUNS/flm-plain" "$steps" "$seed" &
-    evaluate "$RUNS/flm-selfcond" "$steps" "$seed"
+    evaluate_run "$RUNS/eval.jsonl" "$RUNS/flm-plain" "$steps" "$seed" "${flags[@]}" &
+    evaluate_run "$RUNS/eval.jsonl" "$RUNS/flm-selfcond" "$steps" "$seed" "${flags[@]}"
     wait
   done
 done

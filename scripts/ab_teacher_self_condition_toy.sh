@@ -24,18 +24,8 @@ python -m flm_core train fmlm "${common[@]}" --no-teacher-self-condition --out "
   > "$RUNS/fmlm-first-pass.log" 2>&1
 python -m flm_core train fmlm "${common[@]}" --out "$RUNS/fmlm-second-pass" > "$RUNS/fmlm-second-pass.log" 2>&1
 
-evaluate() {  # checkpoint steps...
-  local checkpoint=$1; shift
-  for steps in "$@"; do
-    for seed in 1 2 3; do
-      python -m flm_core evaluate --checkpoint "$checkpoint" --steps "$steps" --num-samples 256 --seed "$seed" --json |
-        python -c "import json, sys; d = json.load(sys.stdin); print(json.dumps({k: d[k] for k in ('checkpoint',
-          'steps', 'seed', 'num_samples', 'entropy', 'toy_validity', 'toy_grammatical', 'toy_distance', 'seconds')}))" \
-        >> "$RUNS/eval.jsonl"
-    done
-  done
-}
+source "$(dirname "$0")/evaluate_runs.sh"
 for checkpoint in checkpoints/fmlm-toy "$RUNS/fmlm-first-pass" "$RUNS/fmlm-second-pass"; do
-  evaluate "$checkpoint" 1 2 4 8
+  evaluate_seeds "$RUNS/eval.jsonl" "$checkpoint" "1 2 4 8" --num-samples 256
 done
-evaluate "$TEACHER" 8 32 128
+evaluate_seeds "$RUNS/eval.jsonl" "$TEACHER" "8 32 128" --num-samples 256

@@ -3,6 +3,7 @@ SHIP=checkpoints says so. Each script runs for real under bash, with a stand-in 
 records its arguments instead of training (so the test takes a second)."""
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -74,3 +75,18 @@ def test_the_objective_ab_gives_each_arm_the_same_minutes_from_the_same_teacher(
         assert value(trains[str(runs / name)], "--first-stage") == str(runs / "fmlm-residual")
     assert value(trains[str(runs / "fmlm-two-network-boundary01")], "--boundary-prob") == "0.1"
     assert value(trains[str(runs / "fmlm-two-network")], "--boundary-prob") is None  # the authors' 1/128 default
+
+
+def test_evaluate_runs_appends_one_line_of_figures_per_seed(tmp_path):
+    """The A/B scripts' shared helper, for real on the shipped toy FMLM: seeds 1-3 at two step counts, one JSON line
+    each with the figures the tables read (toy: no Gen PPL keys) and nothing else."""
+    out = tmp_path / "eval.jsonl"
+    script = (f'source "{ROOT / "scripts" / "evaluate_runs.sh"}"; '
+              f'evaluate_seeds "{out}" checkpoints/fmlm-toy "1 2" --num-samples 8')
+    subprocess.run(["bash", "-c", script], cwd=ROOT, check=True, capture_output=True, text=True, timeout=300,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["steps"], r["seed"]) for r in rows] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    assert {tuple(r) for r in rows} == {("checkpoint", "steps", "seed", "num_samples", "entropy", "toy_validity",
+                                         "toy_grammatical", "toy_distance", "seconds")}
+    assert {r["num_samples"] for r in rows} == {8} and {r["checkpoint"] for r in rows} == {"checkpoints/fmlm-toy"}

@@ -34,6 +34,16 @@ def mean(runs: list[dict], key: str) -> float:
     return statistics.mean(r[key] for r in runs)
 
 
+def toy_row(name: str, steps: int, runs: list[dict], spread: str) -> str:
+    """A toy A/B table row from seeds 1-3 of 256 samples: mean validity, grammatical share, distance and entropy,
+    with the per-seed values of `spread` (toy_validity or toy_grammatical) in brackets after its mean."""
+    assert [r["seed"] for r in runs] == [1, 2, 3] and {r["num_samples"] for r in runs} == {256}
+    cells = {key: f"{mean(runs, key):.1%}" + (f" ({', '.join(format(r[key], '.1%') for r in runs)})" if key == spread
+                                              else "") for key in ("toy_validity", "toy_grammatical")}
+    return (f"| {name} | {steps} | {cells['toy_validity']} | {cells['toy_grammatical']} | "
+            f"{mean(runs, 'toy_distance'):.3f} | {mean(runs, 'entropy'):.3f} |")
+
+
 TOY = by_arm(jsonl("self_condition_toy.jsonl"))
 TOY_PLAIN, TOY_SELF = "runs/ab/flm-toy-plain", "runs/ab/flm-toy-selfcond"
 
@@ -43,12 +53,7 @@ TOY_PLAIN, TOY_SELF = "runs/ab/flm-toy-plain", "runs/ab/flm-toy-selfcond"
                                               (TOY_SELF, "B: `--self-condition`, +25 min")])
 @pytest.mark.parametrize("steps", [8, 32, 128])
 def test_the_toy_self_conditioning_table_is_its_jsonl(checkpoint, name, steps):
-    runs = TOY[(checkpoint, steps)]
-    assert [r["seed"] for r in runs] == [1, 2, 3] and {r["num_samples"] for r in runs} == {256}
-    seeds = ", ".join(f"{r['toy_validity']:.1%}" for r in runs)
-    row = (f"| {name} | {steps} | {mean(runs, 'toy_validity'):.1%} ({seeds}) | {mean(runs, 'toy_grammatical'):.1%} | "
-           f"{mean(runs, 'toy_distance'):.3f} | {mean(runs, 'entropy'):.3f} |")
-    assert row in QUALITY
+    assert toy_row(name, steps, TOY[(checkpoint, steps)], "toy_validity") in QUALITY
 
 
 def test_the_toy_self_conditioning_claims_hold():
@@ -147,12 +152,27 @@ OURS, THEIRS, THEIRS_SHARE = ("runs/ab-authors-toy/fmlm-semigroup", "runs/ab-aut
                                               (THEIRS_SHARE, "B': B's second stage with (0, 1) share 0.1")])
 @pytest.mark.parametrize("steps", [1, 2, 4, 8])
 def test_the_objective_table_is_its_jsonl(checkpoint, name, steps):
-    runs = AUTHORS[(checkpoint, steps)]
-    assert [r["seed"] for r in runs] == [1, 2, 3] and {r["num_samples"] for r in runs} == {256}
-    seeds = ", ".join(f"{r['toy_grammatical']:.1%}" for r in runs)
-    row = (f"| {name} | {steps} | {mean(runs, 'toy_validity'):.1%} | {mean(runs, 'toy_grammatical'):.1%} ({seeds}) | "
-           f"{mean(runs, 'toy_distance'):.3f} | {mean(runs, 'entropy'):.3f} |")
-    assert row in QUALITY
+    assert toy_row(name, steps, AUTHORS[(checkpoint, steps)], "toy_grammatical") in QUALITY
+
+
+TEACHER_PASS = by_arm(jsonl("teacher_self_condition_toy.jsonl"))
+
+
+@pytest.mark.parametrize("checkpoint, name, steps", [
+    *((c, n, s) for c, n in (("checkpoints/fmlm-toy", "start (the previous `fmlm-toy`)"),
+                             ("runs/ab-teacher-toy/fmlm-first-pass", "A: first-pass targets"),
+                             ("runs/ab-teacher-toy/fmlm-second-pass", "B: second-pass targets")) for s in (1, 2, 4, 8)),
+    *(("runs/toy/flm-sc", "teacher (`runs/toy/flm-sc`)", s) for s in (8, 32, 128))])
+def test_the_teacher_pass_table_is_its_jsonl(checkpoint, name, steps):
+    assert toy_row(name, steps, TEACHER_PASS[(checkpoint, steps)], "toy_validity") in QUALITY
+
+
+def test_the_teacher_pass_claims_hold():
+    first, second = TEACHER_PASS[("runs/ab-teacher-toy/fmlm-first-pass", 1)], TEACHER_PASS[
+        ("runs/ab-teacher-toy/fmlm-second-pass", 1)]
+    assert all(b["toy_grammatical"] > a["toy_grammatical"] for a, b in zip(first, second))  # "on every seed"
+    seeds = lambda runs: ", ".join(format(r["toy_grammatical"] * 100, ".1f") for r in runs)  # noqa: E731
+    assert f"({seeds(second)}% against {seeds(first)}%)" in QUALITY
 
 
 def test_the_objective_claims_hold():
