@@ -189,3 +189,28 @@ def test_the_objective_claims_hold():
     assert {r["toy_grammatical"] for r in euler} == {0.0}
     assert (f"its one-step FMLM keeps the grammar in {mean(theirs, 'toy_grammatical'):.1%} of stories against "
             f"{mean(ours, 'toy_grammatical'):.1%} with our semigroup objective") in README
+
+
+OPTIMIZER = {checkpoint: runs for (checkpoint, _), runs in by_arm(jsonl("optimizer_toy.jsonl")).items()}
+OPT_NAMES = {"runs/ab-optimizer-toy/flm-ours": "A: ours (lr 2e-3, β2 0.98, cosine to 10%)",
+             "runs/ab-optimizer-toy/flm-theirs": "B: theirs (lr 3e-4, β2 0.999, constant)",
+             "runs/ab-optimizer-toy/flm-ours-beta2": "C: ours with β2 0.999"}
+
+
+@pytest.mark.parametrize("checkpoint", OPT_NAMES)
+def test_the_optimizer_table_is_its_jsonl(checkpoint):
+    runs = OPTIMIZER[checkpoint]
+    assert [r["seed"] for r in runs] == [1, 2, 3] and {r["steps"] for r in runs} == {32}
+    assert len({r["val_nll"] for r in runs}) == 1  # one run's final validation, repeated on its seed rows
+    row = toy_row(OPT_NAMES[checkpoint], 32, runs, "toy_grammatical").replace(" | 32 | ", f" | {runs[0]['val_nll']:.3f} | ")
+    assert row in QUALITY
+
+
+def test_the_optimizer_claims_hold():
+    ours, theirs, beta2 = (OPTIMIZER[c] for c in OPT_NAMES)
+    assert f"are {theirs[0]['val_nll'] - ours[0]['val_nll']:.3f} nats behind" in QUALITY
+    assert f"costs {beta2[0]['val_nll'] - ours[0]['val_nll']:.3f} nats" in QUALITY
+    assert f"{mean(theirs, 'entropy') / 2.651 - 1:.0%} above the generator's" in QUALITY
+    spread = lambda runs: (min(r["toy_grammatical"] for r in runs), max(r["toy_grammatical"] for r in runs))  # noqa
+    assert spread(beta2)[0] < spread(ours)[1] and spread(ours)[0] < spread(beta2)[1]  # "within the seed spread"
+    assert mean(ours, "toy_grammatical") > mean(beta2, "toy_grammatical") > mean(theirs, "toy_grammatical")
