@@ -214,3 +214,65 @@ def test_the_optimizer_claims_hold():
     spread = lambda runs: (min(r["toy_grammatical"] for r in runs), max(r["toy_grammatical"] for r in runs))  # noqa
     assert spread(beta2)[0] < spread(ours)[1] and spread(ours)[0] < spread(beta2)[1]  # "within the seed spread"
     assert mean(ours, "toy_grammatical") > mean(beta2, "toy_grammatical") > mean(theirs, "toy_grammatical")
+
+
+CURVE = [json.loads(line) for line in (ROOT / "docs" / "experiments" / "teacher_curve_wiki.jsonl").read_text().splitlines()]
+
+
+def curve_point(minutes: float, steps: int) -> dict:
+    return next(r for r in CURVE if r["minutes"] == minutes and r["steps"] == steps)
+
+
+def test_the_teacher_curve_table_is_its_jsonl():
+    points = sorted({(r["minutes"], r["train_steps"], r["tokens"]) for r in CURVE})
+    assert [p[0] for p in points] == [0.0, 14.971, 25.178, 50.431, 61.704, 66.796]
+    for minutes, steps, tokens in points:
+        a, b = curve_point(minutes, 8), curve_point(minutes, 32)
+        assert {a["num_samples"], b["num_samples"], a["seed"], b["seed"]} == {128, 1}
+        row = (f"| {minutes:.1f} | {steps} | {tokens / 1e6:.2f}M | {a['gen_ppl']:,.0f} | {a['entropy']:.2f} | "
+               f"{a['word_validity']:.3f} | {b['gen_ppl']:,.0f} | {b['entropy']:.2f} | {b['word_validity']:.3f} | "
+               f"{b['mauve']:.3f} |")
+        assert row in QUALITY
+
+
+def test_the_teacher_curve_claims_hold():
+    import math
+
+    start8, start32, first8, first32 = (curve_point(m, s)["gen_ppl"] for m in (0.0, 14.971) for s in (8, 32))
+    last8 = curve_point(66.796, 8)["gen_ppl"]
+    assert f"Gen PPL {first8 / start8:.2f}x at 8 steps and {first32 / start32:.2f}x at 32" in QUALITY
+    assert f"the 8-step Gen PPL falls {last8 / first8:.2f}x more" in QUALITY
+    later32 = [curve_point(m, 32)["gen_ppl"] for m in (14.971, 25.178, 50.431, 61.704, 66.796)]
+    assert f"({min(later32):,.0f} to {max(later32):,.0f};" in QUALITY
+    exponent = math.log(first8 / last8) / math.log(66.796 / 14.971)
+    assert f"Gen PPL ∝ minutes^-{exponent:.2f}" in QUALITY
+    hours = (last8 / 652) ** (1 / exponent) * 66.796 / 60
+    assert 70_000 < hours < 78_000 and "about 74,000 CPU-hours" in QUALITY
+    assert f"{66.796 / 14.971:.1f}x the minutes" in QUALITY
+
+
+KNOBS = by_arm(jsonl("fmlm_knobs_toy.jsonl"))
+KNOB_NAMES = {"runs/ab-fmlm-knobs-toy/fmlm-plain": "A: as shipped",
+              "runs/ab-fmlm-knobs-toy/fmlm-loss-weighting": "B: `--learnable-loss-weighting`",
+              "runs/ab-fmlm-knobs-toy/fmlm-dropout": "C: `--dropout 0.1`"}
+
+
+@pytest.mark.parametrize("checkpoint", KNOB_NAMES)
+@pytest.mark.parametrize("steps", [1, 2, 8])
+def test_the_knobs_table_is_its_jsonl(checkpoint, steps):
+    assert toy_row(KNOB_NAMES[checkpoint], steps, KNOBS[(checkpoint, steps)], "toy_grammatical") in QUALITY
+
+
+def test_the_knobs_claims_hold():
+    plain, weighting, dropout = (KNOBS[(c, 1)] for c in KNOB_NAMES)
+    assert all(r["entropy"] == 0 and r["toy_grammatical"] == 0 for s in (1, 2, 8) for r in KNOBS[(
+        "runs/ab-fmlm-knobs-toy/fmlm-loss-weighting", s)])  # one repeated token everywhere
+    assert max(r["toy_grammatical"] for r in dropout) < min(r["toy_grammatical"] for r in plain)  # every seed lower
+    span = lambda runs: (f"{min(r['toy_grammatical'] for r in runs) * 100:.0f}-"  # noqa: E731
+                         f"{max(r['toy_grammatical'] for r in runs):.0%}")
+    assert f"({span(dropout)} against {span(plain)})" in QUALITY
+    figures = lambda runs: [(r["toy_validity"], r["toy_grammatical"], r["entropy"]) for r in runs]  # noqa: E731
+    assert figures(plain) == figures(AUTHORS[(OURS, 1)])  # arm A is the objective A/B's arm A, sampled again
+    students = [KNOBS.get((c, 1)) or AUTHORS[(c, 1)] for c in (*KNOB_NAMES, OURS, THEIRS, THEIRS_SHARE)]
+    assert f"{max(mean(runs, 'toy_validity') for runs in students):.1%}" == "0.5%"  # "0-0.5% of stories valid"
+    assert "keeps 0-0.5% of stories valid against its teacher's 7.9% at 128 steps" in QUALITY
