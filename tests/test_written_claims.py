@@ -276,3 +276,22 @@ def test_the_knobs_claims_hold():
     students = [KNOBS.get((c, 1)) or AUTHORS[(c, 1)] for c in (*KNOB_NAMES, OURS, THEIRS, THEIRS_SHARE)]
     assert f"{max(mean(runs, 'toy_validity') for runs in students):.1%}" == "0.5%"  # "0-0.5% of stories valid"
     assert "keeps 0-0.5% of stories valid against its teacher's 7.9% at 128 steps" in QUALITY
+
+
+def test_the_self_conditioned_checkpoints_comparison_is_its_card_and_the_shipped_table():
+    """README: flm-wiki-selfcond's card benchmark against flm-wiki's rows of checkpoints/benchmarks.json (same
+    settings), better at every step count and entropy within 1%."""
+    card = json.loads((ROOT / "checkpoints" / "flm-wiki-selfcond" / "card.json").read_text())["benchmark"]
+    header = card["header"]
+    ours = {int(row[0]): dict(zip(header, row)) for row in card["rows"] if row[0].isdigit()}  # and a data row
+    table = json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())["rows"]
+    shipped = {r["steps"]: r for r in table if r["model"] == "flm-wiki"}
+    steps = (8, 32, 128)
+    assert "32 samples, seed 0" in (ROOT / "checkpoints" / "flm-wiki-selfcond" / "README.md").read_text()
+    ours_ppl = " / ".join(format(float(ours[s]["Gen PPL"]), ",.0f") for s in steps)
+    shipped_ppl = " / ".join(format(shipped[s]["gen_ppl"], ",.0f") for s in steps)
+    sentence = f"Gen PPL {ours_ppl} at 8 / 32 / 128 steps against `flm-wiki`'s {shipped_ppl}"
+    assert sentence in README
+    for s in steps:
+        assert float(ours[s]["Gen PPL"]) < shipped[s]["gen_ppl"]
+        assert abs(float(ours[s]["Entropy"]) / shipped[s]["entropy"] - 1) < 0.01
