@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU call that moves the shipped models on and measures the final build on the GPU:
-#   1. scripts/continue_shipped.sh (FLM and MDLM continued side by side, FMLM re-distilled, all exported
-#      to checkpoints/ in fp16),
+#   1. scripts/continue_shipped.sh (the self-conditioned FLM and the MDLM continued side by side, the FMLM
+#      re-distilled from that FLM's second pass, all exported to checkpoints/ in fp16),
 #   2. the three new checkpoints as one tar cut into 15 MB parts -> $OUT/ship.tar.* (the device tool
 #      brings back files of at most 16 MiB), packed before anything else can fail,
 #   3. bench-speed on the GPU (sampler overhead, record cost, training throughput) -> $OUT/speed.json,

@@ -222,8 +222,8 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_
     calls = []
     make_objective = train_module.make_objective
 
-    def poisoned_objective(config, teacher):
-        loss_fn = make_objective(config, teacher)
+    def poisoned_objective(config, teacher, first_stage=None):
+        loss_fn = make_objective(config, teacher, first_stage)
 
         def poisoned(network, tokens, generator):
             loss, logs = loss_fn(network, tokens, generator)
