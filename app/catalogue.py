@@ -33,6 +33,7 @@ class CheckpointInfo:
     mtime: float
     error: str | None = None
     source: str | None = None
+    first_stage: bool = False  # readable, but a first-stage residual: not a sampler (its error says what to do)
 
     @property
     def toy(self) -> bool:
@@ -42,7 +43,7 @@ class CheckpointInfo:
     @property
     def label(self) -> str:
         if self.error:
-            return f"{self.name} (unreadable)"
+            return f"{self.name} ({'first stage, not a sampler' if self.first_stage else 'unreadable'})"
         toy = f" · toy language ({str(self.source).removeprefix(TOY_PREFIX)})" if self.toy else ""
         return f"{kind_label(self.kind)} · {self.name}{toy}"
 
@@ -73,9 +74,10 @@ def describe_checkpoint(path: str | Path) -> CheckpointInfo:
     except (ConfigError, OSError) as err:
         return CheckpointInfo(path.name, str(path), None, None, None, mtime, one_line(err))
     missing = [f for f in (WEIGHTS_FILE, TOKENIZER_FILE) if not (path / f).is_file()]
-    error = f"{path}: missing {', '.join(missing)}" if missing else why_not_a_sampler(path, config)
+    refusal = why_not_a_sampler(path, config)
+    error = f"{path}: missing {', '.join(missing)}" if missing else refusal
     return CheckpointInfo(path.name, str(path), config.kind, config.model.vocab_size, config.model.seq_len,
-                          mtime, error, config.data.get("source"))
+                          mtime, error, config.data.get("source"), first_stage=refusal is not None)
 
 
 def authors_checkpoints() -> list[CheckpointInfo]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-LOSS_KEYS = ("nll", "consistency_kl", "diagonal_kl", "loss", "kl")
+LOSS_KEYS = ("nll", "consistency_kl", "diagonal_kl", "consistency_mse", "map_mse", "loss", "kl")
 
 
 def numeric_keys(records: Sequence[dict]) -> list[str]:

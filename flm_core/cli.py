@@ -121,6 +121,8 @@ def _train(args: argparse.Namespace) -> None:
 
     if kind_of(args.kind).two_times and not args.teacher:
         raise ValueError(f"train {args.kind} needs --teacher DIR (an FLM checkpoint directory)")
+    if args.first_stage and not kind_of(args.kind).two_times:
+        raise ValueError(f"--first-stage is for `train fmlm --objective two-network`, not train {args.kind}")
     config = saved_run_config(args.out) if args.resume else None
     if config is not None:
         for name in ("max_steps", "max_minutes"):

@@ -203,7 +203,8 @@ def fmlm_two_network_loss(student: torch.nn.Module, first_stage: FlowMap, tokens
     mean_k (X^1_{s,t}(x_s) - X_{s,t}(x_s))^2 * K = mean_k (c (delta_1 - delta))^2 * K, c = (g_t - g_s)/(1 - g_s).
 
     Targets come only from frozen networks (no self-distillation, no diagonal term: diagonal_weight is unused);
-    gap d >= 1e-5 as theirs. Logs map_mse."""
+    gap d >= 1e-5 as theirs; a learned loss weighting, if the student has one, applies as in the other losses
+    (theirs builds one and leaves it unused). Logs map_mse."""
     del diagonal_weight
     k = student.config.vocab_size
     s, t = _flow_map_times(tokens.shape[0], boundary_prob, generator, tokens.device, min_gap=1e-5)
@@ -212,7 +213,7 @@ def fmlm_two_network_loss(student: torch.nn.Module, first_stage: FlowMap, tokens
     target = first_stage(x_s, s, t)
     c = (g_t - g_s) / (1 - g_s).clamp_min(1e-6)
     mse = (c * (target - torch.softmax(student(x_s, s, t), dim=-1))).square().mean(-1) * k  # (B, L)
-    return mse.mean(), {"map_mse": mse.mean().detach()}
+    return _weighted(mse, student, s), {"map_mse": mse.mean().detach()}
 
 
 def simplex_projection(target: torch.Tensor) -> torch.Tensor:

@@ -197,12 +197,13 @@ def why_not_a_sampler(path: str | Path, config: RunConfig) -> str | None:
             f"`train fmlm --objective two-network --first-stage {path}`")
 
 
-def load_first_stage_network(path: str | Path) -> torch.nn.Module:
-    """The residual network of a first-stage checkpoint (objective fmlm-residual), for the second stage only."""
+def load_first_stage(path: str | Path, flag: str = "--first-stage") -> tuple[RunConfig, torch.nn.Module]:
+    """The config and residual network (eval mode) of a first-stage checkpoint (objective fmlm-residual): the
+    second stage's target, or a first stage's warm start (`flag` names the option that gave the path)."""
     config, weights = read_checkpoint(Path(path))
     if config.objective.name != FIRST_STAGE_OBJECTIVE:
-        raise CheckpointError(f"{path}: --first-stage needs a checkpoint trained with `train fmlm --objective "
-                              f"residual`, got objective {config.objective.name!r}")
+        raise CheckpointError(f"{path}: {flag} needs a checkpoint trained with `train fmlm --objective residual`, "
+                              f"got objective {config.objective.name!r}")
     network = build_network(config.model)
     load_state_into(network, weights, Path(path) / WEIGHTS_FILE)
-    return network
+    return config, network.eval()

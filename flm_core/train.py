@@ -210,13 +210,13 @@ def build_student(config: RunConfig, device: torch.device,
     as when a resumed run's state replaces the weights anyway; it may switch self-conditioning on, see
     `_load_warm_start`), else a fresh FMLM student starts from its teacher with the second time embedding
     zeroed (so it first equals the teacher)."""
-    from flm_core.pipeline import load as load_pipeline, load_first_stage_network
+    from flm_core.pipeline import load as load_pipeline, load_first_stage
 
     network = build_network(config.model)
     init_from = config.training.init_from if warm_start else None
     if init_from:
         if config.objective.name == objectives.FIRST_STAGE_OBJECTIVE:  # a residual continues only a residual
-            init_kind, init_network = config.kind, load_first_stage_network(init_from)
+            init_kind, (_, init_network) = config.kind, load_first_stage(init_from, "--init-from")
         else:
             init = load_pipeline(init_from)
             init_kind, init_network = init.kind, init.network
@@ -242,16 +242,23 @@ def build_student(config: RunConfig, device: torch.device,
     return network.to(device), teacher
 
 
-def load_first_stage(config: RunConfig, device: torch.device) -> nn.Module | None:
-    """The frozen first-stage residual network a second-stage run distils (None for other runs), on the student's
-    vocabulary and length."""
-    if config.objective.first_stage is None:
+def frozen_first_stage(config: RunConfig, device: torch.device) -> nn.Module | None:
+    """The frozen first-stage residual network a second-stage run distils (None for other runs). Its residual is
+    only meaningful over the teacher pass it was trained on, so that teacher (same folder, same first or second
+    pass) and the student's vocabulary and length must match."""
+    obj = config.objective
+    if obj.first_stage is None:
         return None
-    from flm_core.pipeline import load_first_stage_network
+    from flm_core.pipeline import load_first_stage
 
-    network = load_first_stage_network(config.objective.first_stage)
+    first, network = load_first_stage(obj.first_stage)
+    trained_on = (Path(first.objective.teacher or "").resolve(), first.objective.teacher_self_condition)
+    if trained_on != (Path(obj.teacher or "").resolve(), obj.teacher_self_condition):
+        raise TrainingError(f"{obj.first_stage} was trained on teacher {first.objective.teacher} (teacher_self_condition"
+                            f" {first.objective.teacher_self_condition}): distil it with the same --teacher and "
+                            "--[no-]teacher-self-condition")
     if network.config.vocab_size != config.model.vocab_size or network.config.seq_len != config.model.seq_len:
-        raise TrainingError(f"{config.objective.first_stage}: the first stage has K = {network.config.vocab_size}, "
+        raise TrainingError(f"{obj.first_stage}: the first stage has K = {network.config.vocab_size}, "
                             f"L = {network.config.seq_len}; the student K = {config.model.vocab_size}, "
                             f"L = {config.model.seq_len}")
     return network.requires_grad_(False).to(device)
@@ -348,7 +355,7 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         resuming = resume and (out / STATE_DIR / "LATEST").is_file()
         self.network, teacher = build_student(config, place.device, warm_start=not resuming)
-        first_stage = load_first_stage(config, place.device)
+        first_stage = frozen_first_stage(config, place.device)
         self.module = ObjectiveModule(self.network, make_objective(config, teacher, first_stage))
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.cfg.lr, betas=(0.9, self.cfg.adam_beta2),
                                            weight_decay=self.cfg.weight_decay)

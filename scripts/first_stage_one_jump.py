@@ -12,7 +12,7 @@ import torch
 
 import flm_core
 from flm_core import objectives
-from flm_core.pipeline import load_first_stage_network
+from flm_core.pipeline import load_first_stage
 from flm_core.toy.evaluation import ToyReference
 
 
@@ -23,10 +23,12 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=256)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args()
+    first, residual = load_first_stage(args.first_stage)
     teacher = flm_core.load(args.teacher)
     network = teacher.network
-    denoise = objectives.self_conditioned_teacher(network) if network.config.self_condition else network
-    delta_1 = objectives.residual_flow_map(denoise, load_first_stage_network(args.first_stage))
+    second_pass = network.config.self_condition and first.objective.teacher_self_condition  # the pass r was fitted on
+    denoise = objectives.self_conditioned_teacher(network) if second_pass else network
+    delta_1 = objectives.residual_flow_map(denoise, residual)
     reference = ToyReference.of(teacher.config.data["source"], teacher.tokenizer, args.num_samples)
     n, shape = args.num_samples, (args.num_samples, network.config.seq_len, network.config.vocab_size)
     for seed in args.seeds:

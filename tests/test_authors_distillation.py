@@ -9,7 +9,7 @@ import torch
 import flm_core
 from flm_core.cli import main
 from flm_core.config import RunConfig
-from flm_core.pipeline import load_first_stage_network
+from flm_core.pipeline import load_first_stage
 from flm_core.train import build_student
 
 
@@ -48,7 +48,8 @@ def test_the_first_stage_residual_starts_at_zero_and_learns(stages):
     start, _ = build_student(RunConfig.load(stages[0] / "config.json"), torch.device("cpu"))
     x = torch.randn(2, start.config.seq_len, start.config.vocab_size)
     assert torch.equal(start(x, torch.zeros(2), torch.ones(2)), torch.zeros_like(x))
-    trained = load_first_stage_network(stages[0])
+    _, trained = load_first_stage(stages[0])
+    assert not trained.training  # frozen targets: no dropout draws
     assert trained(x, torch.zeros(2), torch.ones(2)).abs().max() > 0
 
 
@@ -56,6 +57,7 @@ def test_the_first_stage_residual_starts_at_zero_and_learns(stages):
     (("--objective", "two-network"), "--first-stage"),
     (("--objective", "semigroup", "--first-stage", "FIRST"), "--first-stage"),
     (("--objective", "two-network", "--first-stage", "TEACHER"), "--objective residual"),
+    (("--objective", "two-network", "--first-stage", "FIRST", "--no-teacher-self-condition"), "the same --teacher"),
 ])
 def test_wrong_stage_arguments_fail_in_one_line(stages, tiny_data, flm_checkpoint, tiny_train_args, tmp_path, capsys,
                                                 extra, message):
@@ -72,7 +74,8 @@ def test_the_app_lists_a_first_stage_as_unusable_after_the_samplers(stages):
 
     infos = catalogue.scan_checkpoints([stages[0].parent])
     assert [Path(i.path).name for i in infos] == ["two-network", "residual"]
-    assert infos[0].error is None and "--first-stage" in infos[1].error and "unreadable" in infos[1].label
+    assert infos[0].error is None and "--first-stage" in infos[1].error
+    assert infos[1].label == "residual (first stage, not a sampler)"
 
 
 def test_a_first_stage_continues_from_a_first_stage(stages, tiny_data, flm_checkpoint, tiny_train_args, tmp_path):
@@ -82,5 +85,5 @@ def test_a_first_stage_continues_from_a_first_stage(stages, tiny_data, flm_check
     assert main(tiny_train_args("fmlm", tiny_data, out, "--teacher", str(flm_checkpoint), "--objective", "residual",
                                 "--init-from", str(stages[0]), "--max-steps", "1")) == 0
     start, _ = build_student(RunConfig.load(out / "config.json"), torch.device("cpu"))
-    before = load_first_stage_network(stages[0]).state_dict()
+    before = load_first_stage(stages[0])[1].state_dict()
     assert all(torch.equal(v, before[k]) for k, v in start.state_dict().items())

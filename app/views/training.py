@@ -16,7 +16,8 @@ big = common.big()
 st.title("Training")
 st.caption("The log (metrics.jsonl, `flm_core.train.training_log`) of the run that made each checkpoint's weights, up "
            "to the step they were exported at (the card data's last stage): solid = train, dashed = validation. "
-           "FLM/MDLM/AR report the per-token NLL; FMLM distillation reports its consistency KL.")
+           "FLM/MDLM/AR report the per-token NLL; FMLM distillation reports its consistency KL (the authors' two "
+           "stages: their squared errors, consistency_mse and map_mse).")
 
 infos = common.usable(common.catalog())
 if not infos:
