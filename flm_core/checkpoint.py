@@ -97,17 +97,26 @@ def save_checkpoint(directory: Path, config: RunConfig, network: torch.nn.Module
         atomic_write_text(directory / CARD_FILE, card)
 
 
-def read_checkpoint(directory: Path) -> tuple[RunConfig, dict[str, torch.Tensor]]:
-    """Validated config and float32 weights of one of our checkpoint directories."""
+def read_checkpoint_config(directory: Path) -> RunConfig:
+    """Validated config of one of our checkpoint directories (its weights unread)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such checkpoint directory")
     try:
-        config = RunConfig.load(directory / CONFIG_FILE)
+        return RunConfig.load(directory / CONFIG_FILE)
     except ConfigError as err:
         raise CheckpointError(str(err)) from None
-    weights = load_tensors(directory / WEIGHTS_FILE)
-    return config, {k: (v.float() if v.is_floating_point() else v) for k, v in weights.items()}
+
+
+def read_checkpoint_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """Float32 weights of one of our checkpoint directories."""
+    weights = load_tensors(Path(directory) / WEIGHTS_FILE)
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in weights.items()}
+
+
+def read_checkpoint(directory: Path) -> tuple[RunConfig, dict[str, torch.Tensor]]:
+    """Validated config and float32 weights of one of our checkpoint directories."""
+    return read_checkpoint_config(directory), read_checkpoint_weights(directory)
 
 
 def export_checkpoint(source: Path, destination: Path, half: bool = True) -> None:

@@ -166,8 +166,12 @@ def residual_flow_map(teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tens
     return delta_1
 
 
+RESIDUAL_BOUNDARY_PROB = 1 / 64  # the authors' (0, 1) share in their first stage's script
+TWO_NETWORK_BOUNDARY_PROB = 1 / 128  # and in their second stage's
+
+
 def fmlm_residual_loss(student: torch.nn.Module, teacher: torch.nn.Module, tokens: torch.Tensor,
-                       generator: torch.Generator, boundary_prob: float = 1 / 64,
+                       generator: torch.Generator, boundary_prob: float = RESIDUAL_BOUNDARY_PROB,
                        diagonal_weight: float = 1.0) -> LossOutput:
     """The authors' first stage (their FLM_distill): the student is the residual r of
     delta_1 = D_T(x, s) + 1/2 (g_t - g_s)(1 - g_s) r(x, s, t) (`_residual_delta`), fitted to the semigroup target
@@ -196,7 +200,7 @@ def fmlm_residual_loss(student: torch.nn.Module, teacher: torch.nn.Module, token
 
 
 def fmlm_two_network_loss(student: torch.nn.Module, first_stage: FlowMap, tokens: torch.Tensor,
-                          generator: torch.Generator, boundary_prob: float = 1 / 128,
+                          generator: torch.Generator, boundary_prob: float = TWO_NETWORK_BOUNDARY_PROB,
                           diagonal_weight: float = 1.0) -> LossOutput:
     """The authors' second stage (their FLM_distill_double): one softmax flow map delta(x, s, t) regressed onto the
     frozen first-stage map (`residual_flow_map`) by squared error of the maps summed over K:
@@ -281,4 +285,4 @@ FLOW_MAP_OBJECTIVES = {"fmlm-semigroup": fmlm_semigroup_loss, "fmlm-lagrangian":
                        "fmlm-residual": fmlm_residual_loss, "fmlm-two-network": fmlm_two_network_loss}
 FIRST_STAGE_OBJECTIVE = "fmlm-residual"  # trains a residual over its teacher: not a flow map on its own
 SECOND_STAGE_OBJECTIVE = "fmlm-two-network"  # distils a FIRST_STAGE_OBJECTIVE network with its teacher
-AUTHORS_BOUNDARY_PROB = {FIRST_STAGE_OBJECTIVE: 1 / 64, SECOND_STAGE_OBJECTIVE: 1 / 128}  # their scripts' (0, 1) share
+AUTHORS_BOUNDARY_PROB = {FIRST_STAGE_OBJECTIVE: RESIDUAL_BOUNDARY_PROB, SECOND_STAGE_OBJECTIVE: TWO_NETWORK_BOUNDARY_PROB}

@@ -11,7 +11,8 @@ import torch
 from tokenizers import Tokenizer
 
 from flm_core import hub, released
-from flm_core.checkpoint import (CheckpointError, TOKENIZER_FILE, WEIGHTS_FILE, load_state_into, read_checkpoint)
+from flm_core.checkpoint import (CheckpointError, TOKENIZER_FILE, WEIGHTS_FILE, load_state_into, read_checkpoint,
+                                 read_checkpoint_config, read_checkpoint_weights)
 from flm_core.config import RunConfig
 from flm_core.kinds import Kind, kind_of
 from flm_core.memory import available_bytes, generation_bytes, gib
@@ -174,9 +175,10 @@ def _load(path: str | Path, device: str) -> Pipeline:
         network = build_network(config.model)
         load_state_into(network, weights, path)
         return Pipeline(config, network, tokenizer, str(path), device)
-    config, weights = read_checkpoint(path)
+    config = read_checkpoint_config(path)
     if (refusal := why_not_a_sampler(path, config)) is not None:
         raise CheckpointError(refusal)
+    weights = read_checkpoint_weights(path)
     try:
         tokenizer = load_tokenizer(path / TOKENIZER_FILE)
     except (FileNotFoundError, ValueError) as err:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import flm_core
+from flm_core.checkpoint import CheckpointError
 from flm_core.cli import main
 from flm_core.config import RunConfig
 from flm_core.pipeline import load_first_stage
@@ -40,6 +41,14 @@ def test_the_second_stage_samples_in_one_call_and_the_first_is_refused_in_one_li
     assert main(["sample", "--checkpoint", str(first), "--steps", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--objective two-network --first-stage" in err, err
+
+
+def test_a_first_stage_is_refused_before_its_weights_are_read(stages, tmp_path):
+    config_only = tmp_path / "residual"
+    config_only.mkdir()
+    (config_only / "config.json").write_text((stages[0] / "config.json").read_text())
+    with pytest.raises(CheckpointError, match="--objective two-network --first-stage"):
+        flm_core.load(config_only)
 
 
 def test_the_first_stage_residual_starts_at_zero_and_learns(stages):
