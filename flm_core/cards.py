@@ -3,7 +3,8 @@ and the README.md rendered from it. The JSON is the record; the README is never 
 
 card.json = {"parameters": int,
              "stages": [{"command", "steps", "tokens_seen", "wall_minutes", "hardware", "precision",
-                         "init_from", "validation"}, ...],   # oldest first; the last made these weights
+                         "init_from", "validation"[, "teacher_trained_by": a distillation's teacher's last
+                         command]}, ...],   # oldest first; the last made these weights
              "benchmark": None | {"summary": str, "header": [str], "rows": [[str]], "samples_title": str,
                                   "samples": [str]}}
 """
@@ -32,6 +33,13 @@ def write_card(directory: str | Path, config: RunConfig, data: dict[str, Any]) -
     atomic_write_text(directory / CARD_FILE, render_card(config, data))
 
 
+def last_stage_command(directory: str | Path) -> str | None:
+    """The command of the run that made a checkpoint's weights (None where its card records none): a distilled
+    stage keeps its teacher's, so the teacher stays identified after its folder is renamed or replaced."""
+    stages = read_card_data(directory)["stages"]
+    return stages[-1]["command"] if stages else None
+
+
 def _stage_line(number: int, stage: dict[str, Any]) -> str:
     return (f"- stage {number}: `{stage['command']}`; steps: {stage['steps']}, tokens seen: "
             f"{stage['tokens_seen']:,}, wall time: {stage['wall_minutes']:.1f} min; {stage['hardware']}, "
@@ -56,6 +64,8 @@ def render_card(config: RunConfig, data: dict[str, Any]) -> str:
                   f"- hardware: {last['hardware']}, precision {last['precision']}"]
         if last.get("init_from"):
             lines.append(f"- initialised from: `{last['init_from']}` (steps and tokens above count this run only)")
+        if last.get("teacher_trained_by"):
+            lines.append(f"- teacher trained by: `{last['teacher_trained_by']}`")
         lines.append(f"- validation: {json.dumps(last['validation'])}")
     else:
         lines.append("- training history: not recorded")

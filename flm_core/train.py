@@ -25,7 +25,7 @@ from torch import nn
 from flm_core import objectives
 from flm_core.checkpoint import (append_jsonl, atomic_save_tensors, atomic_write_text,
                                  load_tensors, read_jsonl, save_checkpoint, METRICS_FILE, TOKENIZER_FILE)
-from flm_core.cards import read_card_data, write_card
+from flm_core.cards import last_stage_command, read_card_data, write_card
 from flm_core.config import RunConfig
 from flm_core.environment import hardware
 from flm_core.data import load_manifest, open_blocks
@@ -284,13 +284,17 @@ def _record_history(out: Path, init_from: str) -> None:
 
 
 def _write_card(out: Path, config: RunConfig, n_params: int, step: int, elapsed: float, val: dict, tokens_seen: int,
-                device: torch.device, bf16: bool, command: str) -> None:
-    """card.json and README.md of an export: the stages behind the init weights, then this run."""
+                device: torch.device, bf16: bool, command: str, teacher_trained_by: str | None) -> None:
+    """card.json and README.md of an export: the stages behind the init weights, then this run (with, for a
+    distillation, the command that made its teacher's weights)."""
     earlier = out / EARLIER_STAGES_FILE
     stages = json.loads(earlier.read_text(encoding="utf-8")) if earlier.is_file() else []
-    stages.append({"command": command, "steps": step, "tokens_seen": tokens_seen, "wall_minutes": round(elapsed / 60, 3),
-                   "hardware": hardware(device), "precision": "bf16" if bf16 else "fp32",
-                   "init_from": config.training.init_from, "validation": {k: round(v, 4) for k, v in val.items()}})
+    stage = {"command": command, "steps": step, "tokens_seen": tokens_seen, "wall_minutes": round(elapsed / 60, 3),
+             "hardware": hardware(device), "precision": "bf16" if bf16 else "fp32",
+             "init_from": config.training.init_from, "validation": {k: round(v, 4) for k, v in val.items()}}
+    if teacher_trained_by is not None:
+        stage["teacher_trained_by"] = teacher_trained_by
+    stages.append(stage)
     write_card(out, config, {"parameters": n_params, "stages": stages, "benchmark": None})
 
 
@@ -355,6 +359,7 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         resuming = resume and (out / STATE_DIR / "LATEST").is_file()
         self.network, teacher = build_student(config, place.device, warm_start=not resuming)
+        self.teacher_trained_by = last_stage_command(config.objective.teacher) if teacher is not None else None
         first_stage = frozen_first_stage(config, place.device)
         self.module = ObjectiveModule(self.network, make_objective(config, teacher, first_stage))
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.cfg.lr, betas=(0.9, self.cfg.adam_beta2),
@@ -392,7 +397,8 @@ class Trainer:
             self.ema.copy_to(export)
             save_checkpoint(self.out, self.config, export, self.tokenizer_json)
             _write_card(self.out, self.config, sum(p.numel() for p in export.parameters()), self.step, self.elapsed,
-                        val, self.step * self.tokens_per_step, self.place.device, self.bf16, self.command)
+                        val, self.step * self.tokens_per_step, self.place.device, self.bf16, self.command,
+                        self.teacher_trained_by)
 
     def validate(self) -> dict[str, float]:
         """Validation figures of the EMA weights (the live weights are put back after)."""

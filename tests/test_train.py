@@ -334,6 +334,21 @@ def test_a_warm_start_carries_the_stages_behind_its_weights_into_its_card(tiny_d
     assert read_card_data(tmp_path / "stage3")["stages"][:2] == stages[:2]
 
 
+def test_a_distilled_stage_names_the_run_that_made_its_teacher(tiny_data, tmp_path, tiny_train_args, flm_checkpoint):
+    """The FMLM's stage records its teacher's last command, which identifies the teacher's weights after the
+    teacher folder is renamed (a shipped FLM folded into another name); an FLM stage records none."""
+    teacher = tmp_path / "teacher-before-renaming"
+    assert main(["export", "--checkpoint", str(flm_checkpoint), "--out", str(teacher)]) == 0
+    out = tmp_path / "fmlm"
+    assert main(tiny_train_args("fmlm", tiny_data, out, "--teacher", str(teacher), "--max-steps", "1")) == 0
+    teacher.rename(tmp_path / "flm-renamed")
+    teacher_command = read_card_data(flm_checkpoint)["stages"][-1]["command"]
+    assert str(flm_checkpoint) in teacher_command
+    assert read_card_data(out)["stages"][-1]["teacher_trained_by"] == teacher_command
+    assert f"- teacher trained by: `{teacher_command}`" in (out / "README.md").read_text()
+    assert "teacher_trained_by" not in read_card_data(flm_checkpoint)["stages"][-1]
+
+
 def test_init_from_a_checkpoint_of_another_kind_is_refused(tiny_data, tmp_path, tiny_train_args, flm_checkpoint,
                                                            capsys):
     capsys.readouterr()
