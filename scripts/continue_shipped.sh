@@ -5,7 +5,9 @@
 # to $SHIP: by default $RUNS/export, never checkpoints/ unless you ship on purpose with SHIP=checkpoints.
 # The FLM continues the best measured recipe: $FLM_FROM (default $FROM/flm-wiki-selfcond) with
 # --self-condition, so the FMLM is distilled from its second pass (docs/experiments/quality.md); the
-# export is named flm-wiki (it replaces the plain FLM and flm-wiki-selfcond then folds into it).
+# export is named flm-wiki (it replaces the plain FLM and flm-wiki-selfcond then folds into it). The FMLM starts
+# from $FMLM_FROM (default $FROM/fmlm-wiki-selfcond, already distilled from that teacher on the CPU) and is
+# exported as fmlm-wiki.
 # The AR is left as it is: it already overfits the corpus (best validation at step 800).
 # The warm start reads the fp16 exports (a relative rounding of ~1e-3 on weights whose optimizer state
 # starts fresh anyway); an interrupted continuation resumes from its own fp32 state in $RUNS.
@@ -13,7 +15,7 @@
 #   BASE_MINUTES=4.2 BASE_STEPS=3400 DISTILL_MINUTES=2.3 DISTILL_STEPS=1400 scripts/continue_shipped.sh
 #   PRESET=tiny ... is not needed: shapes come from the checkpoints being continued.
 #
-# Knobs (environment): DATA, FROM (default checkpoints), FLM_FROM, SHIP (default $RUNS/export), BATCH, LR,
+# Knobs (environment): DATA, FROM (default checkpoints), FLM_FROM, FMLM_FROM, SHIP (default $RUNS/export), BATCH, LR,
 # MIN_LR_RATIO, BASE_MINUTES, BASE_STEPS (FLM; MDLM gets
 # MDLM_STEPS, default 74% of it: its steps are slower, so both decay over the same minutes),
 # DISTILL_LR, DISTILL_MINUTES, DISTILL_STEPS, THREADS.
@@ -22,6 +24,7 @@ RUNS=${1:-runs/continued}
 DATA=${DATA:-data/wiki}
 FROM=${FROM:-checkpoints}
 FLM_FROM=${FLM_FROM:-$FROM/flm-wiki-selfcond}
+FMLM_FROM=${FMLM_FROM:-$FROM/fmlm-wiki-selfcond}
 SHIP=${SHIP:-$RUNS/export}
 BATCH=${BATCH:-256}
 LR=${LR:-1e-3}
@@ -46,7 +49,7 @@ mdlm=$!
 wait "$flm"; wait "$mdlm"
 tail -n 1 "$RUNS".{flm,mdlm}.log
 
-python -m flm_core train fmlm --teacher "$RUNS/flm" --init-from "$FROM/fmlm-wiki" --out "$RUNS/fmlm" "${common[@]}" \
+python -m flm_core train fmlm --teacher "$RUNS/flm" --init-from "$FMLM_FROM" --out "$RUNS/fmlm" "${common[@]}" \
   --lr "${DISTILL_LR:-3e-4}" --warmup-steps 50 --min-lr-ratio 0.1 --max-steps "$DISTILL_STEPS" \
   --max-minutes "$DISTILL_MINUTES" > "$RUNS.fmlm.log" 2>&1
 tail -n 1 "$RUNS.fmlm.log"

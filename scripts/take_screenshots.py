@@ -31,15 +31,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_app():
-    """The app on a free port over the repository's checkpoints and benchmarks: yields its URL, stops it afterwards."""
+def streamlit_app(env: dict[str, str], log=subprocess.DEVNULL, errors=None):
+    """`streamlit run app/main.py` on a free port with environment `env`, its output to `log` (errors to `errors`;
+    None: the terminal, subprocess.STDOUT: the log): yields its URL, stops it afterwards."""
     port = free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    for name in ("FLM_EXPLORER_CHECKPOINTS", "FLM_EXPLORER_BENCHMARKS"):  # the shipped ones, as the README shows
-        env.pop(name, None)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
                              "--server.headless", "true", "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+                            cwd=ROOT, env=env, stdout=log, stderr=errors)
     url = f"http://localhost:{port}"
     try:
         wait_healthy(url, proc)
@@ -50,6 +48,14 @@ def streamlit_app():
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def shipped_app_environment() -> dict[str, str]:
+    """The environment for the app over the repository's checkpoints and benchmarks, as the README shows them."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for name in ("FLM_EXPLORER_CHECKPOINTS", "FLM_EXPLORER_BENCHMARKS"):
+        env.pop(name, None)
+    return env
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -124,7 +130,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     shots = {args.out / "generate.png": generate_shot, args.out / "one_step.png": one_step_shot}
-    with streamlit_app() as url, sync_playwright() as pw:
+    with streamlit_app(shipped_app_environment()) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--no-first-run"])

@@ -11,11 +11,8 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -38,24 +35,16 @@ def _tiny_checkpoints(root: Path) -> None:
     module.make_tiny_checkpoints(root, seq_len=64)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
+def _load_screenshots_script():
+    """scripts/take_screenshots.py, whose server and page helpers this test shares."""
+    spec = importlib.util.spec_from_file_location("_take_screenshots", ROOT / "scripts" / "take_screenshots.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError("streamlit did not become healthy")
+_screenshots = _load_screenshots_script()
+settle = _screenshots.settle
 
 
 @pytest.fixture(scope="module")
@@ -82,24 +71,10 @@ def toy_server(tmp_path_factory):
 def _serve(checkpoints: str, root: Path, **environment: str):
     """`streamlit run app/main.py` over `checkpoints` (its log in root; more environment variables as keywords):
     yields its URL, stops it afterwards."""
-    port = _free_port()
     env = dict(os.environ, FLM_EXPLORER_CHECKPOINTS=checkpoints, PYTHONUNBUFFERED="1", **environment)
     env.pop("FLM_EXPLORER_BENCHMARKS", None)
-    log = open(root / "streamlit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
-    try:
-        _wait_healthy(url, proc)
+    with open(root / "streamlit.log", "w") as log, _screenshots.streamlit_app(env, log, subprocess.STDOUT) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -122,14 +97,6 @@ def _shot(page, shots: Path, name: str) -> None:
         shutil.copy(path, REVIEW_DIR / path.name)
 
 
-def _settle(page) -> None:
-    """Wait until Streamlit's status widget says the script is no longer running."""
-    page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')",
-                           timeout=120_000)
-    page.wait_for_timeout(300)
-
-
 def test_generate_and_scrub_in_browser(server, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1500, "height": 2400})
     errors: list[str] = []
@@ -137,7 +104,7 @@ def test_generate_and_scrub_in_browser(server, browser, tmp_path):
     page.goto(server, wait_until="domcontentloaded")
     generate = page.locator(".st-key-generate button:visible")  # the button (a hidden twin measures its shortcut)
     generate.wait_for(timeout=60_000)
-    _settle(page)
+    settle(page)
 
     timings = []
     fresh = """([lane, old]) => { const e = document.querySelector(`.flm-text[data-lane="${lane}"]`);
@@ -151,7 +118,7 @@ def test_generate_and_scrub_in_browser(server, browser, tmp_path):
         timings.append(time.perf_counter() - start)
         page.wait_for_function(fresh, arg=["flm", old["flm"]], timeout=120_000, polling=100)
         page.get_by_text("token agreement").first.wait_for(timeout=60_000)  # a rerun may briefly show two
-        _settle(page)
+        settle(page)
     _shot(page, tmp_path, "02_generate_results")
     (tmp_path / "timings.json").write_text(json.dumps({"click_to_fmlm_text_s": timings}))
     print(f"click -> FMLM text visible: {', '.join(f'{t:.3f} s' for t in timings)}")
@@ -161,23 +128,23 @@ def test_generate_and_scrub_in_browser(server, browser, tmp_path):
 
     page.get_by_role("link", name="Trajectory").click()
     page.get_by_role("heading", name="Trajectory").wait_for(timeout=30_000)
-    _settle(page)
+    settle(page)
     _shot(page, tmp_path, "03_trajectory_side_by_side")  # a new set from Generate opens side by side
     assert page.locator(".flm-step-text").count() == 2
     page.locator(".st-key-traj_mode button").nth(1).click()  # "One run"
-    _settle(page)
+    settle(page)
     _shot(page, tmp_path, "03_trajectory_open")
     thumb = page.locator('input[type="range"][aria-label="Step"]')
     thumb.wait_for(state="attached", timeout=30_000)
     thumb.focus()
     page.keyboard.press("Home")
     page.get_by_text("step 1/32", exact=False).first.wait_for(timeout=30_000)
-    _settle(page)
+    settle(page)
     _shot(page, tmp_path, "03_trajectory_step1")
     for _ in range(3):
         page.keyboard.press("ArrowRight")
     page.get_by_text("step 4/32", exact=False).first.wait_for(timeout=30_000)
-    _settle(page)
+    settle(page)
     _shot(page, tmp_path, "04_trajectory_step4")
     assert page.locator(".flm-superposition").count() == 1
     assert page.locator(".js-plotly-plot").count() >= 4
@@ -185,7 +152,7 @@ def test_generate_and_scrub_in_browser(server, browser, tmp_path):
     for name, heading in (("Time", "Time"), ("Benchmarks", "Benchmarks"), ("Training", "Training")):
         page.get_by_role("link", name=name).click()
         page.get_by_role("heading", name=heading).wait_for(timeout=30_000)
-        _settle(page)
+        settle(page)
         page.wait_for_timeout(500)
         _shot(page, tmp_path, f"05_{name.lower()}")
     assert page.get_by_text("Traceback").count() == 0
@@ -206,17 +173,17 @@ def test_two_browser_sessions_at_once_keep_their_own_state(server, browser, tmp_
         box = page.locator(".st-key-seed input")
         box.fill(str(seed))
         box.press("Enter")
-        _settle(page)
+        settle(page)
 
     def wait_new_run(page, old: str) -> None:
         page.wait_for_function(f"old => ({lane_run})() !== old && ({lane_run})() !== ''", arg=old, timeout=120_000)
-        _settle(page)
+        settle(page)
 
     for page, seed in zip(pages, (11, 12)):
         page.on("pageerror", lambda err: errors.append(str(err)))
         page.goto(server, wait_until="domcontentloaded")
         page.locator(".st-key-generate button:visible").wait_for(timeout=60_000)
-        _settle(page)
+        settle(page)
         set_seed(page, seed)
     old = [page.evaluate(lane_run) for page in pages]
     for page in pages:  # both clicks before either result: the runs overlap on the server
@@ -258,7 +225,7 @@ def test_presentation_mode_fits_a_projector(server, browser, tmp_path):
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(f"{server}/?presentation=1", wait_until="domcontentloaded")
     page.locator(".st-key-generate button:visible").wait_for(timeout=60_000)
-    _settle(page)
+    settle(page)
     assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
     assert page.locator('[data-testid="stSidebar"][aria-expanded="true"]').count() == 0
     _shot(page, tmp_path, "07_presentation_before_1280x720")
@@ -267,7 +234,7 @@ def test_presentation_mode_fits_a_projector(server, browser, tmp_path):
                            timeout=120_000)
     headline = page.get_by_text("faster than FLM at 64 steps, where FLM first matches its quality").first
     headline.wait_for(timeout=60_000)
-    _settle(page)
+    settle(page)
     page.screenshot(path=str(tmp_path / "08_presentation_after_1280x720.png"))  # the viewport: what the room sees
     if REVIEW_DIR != Path(""):
         REVIEW_DIR.mkdir(parents=True, exist_ok=True)
@@ -281,7 +248,7 @@ def test_presentation_mode_fits_a_projector(server, browser, tmp_path):
     assert lane_box.count() == 1 and lane_box.is_hidden()  # the settings folded away
     page.reload(wait_until="domcontentloaded")
     page.locator(".st-key-generate button:visible").wait_for(timeout=60_000)
-    _settle(page)
+    settle(page)
     assert "presentation=1" in page.url
     assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
     assert page.get_by_text("Traceback").count() == 0
@@ -296,14 +263,14 @@ def test_why_one_step_in_browser(toy_server, browser, tmp_path):
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(f"{toy_server}/one-step", wait_until="domcontentloaded")
     page.get_by_role("heading", name="Why one step works", exact=True).wait_for(timeout=60_000)
-    _settle(page)
+    settle(page)
     assert page.locator(".st-key-one_step_ckpt--factorised input").input_value() == (
         "MDLM · mdlm-toy · toy language (story)")
     assert page.locator(".st-key-one_step_ckpt--flow-map input").input_value() == "FMLM · fmlm-toy · toy language (story)"
     _shot(page, tmp_path, "09_one_step_before")
     page.locator(".st-key-one_step_run button").click()
     page.get_by_role("heading", name="Why", exact=True).wait_for(timeout=120_000)
-    _settle(page)
+    settle(page)
     _shot(page, tmp_path, "10_one_step_results")
     for lane in ("mdlm", "fmlm", "flm"):
         boxes = page.locator(f'.flm-toy[data-lane="{lane}"]')

@@ -295,3 +295,42 @@ def test_the_self_conditioned_checkpoints_comparison_is_its_card_and_the_shipped
     for s in steps:
         assert float(ours[s]["Gen PPL"]) < shipped[s]["gen_ppl"]
         assert abs(float(ours[s]["Entropy"]) / shipped[s]["entropy"] - 1) < 0.01
+
+
+REDISTIL = by_arm(jsonl("redistil_wiki.jsonl"))
+REDISTIL_ARMS = {"checkpoints/fmlm-wiki": "A: shipped `fmlm-wiki`", "runs/redistil/fmlm": "B: re-distilled, +77 min"}
+
+
+@pytest.mark.parametrize("checkpoint", REDISTIL_ARMS)
+@pytest.mark.parametrize("steps", [1, 8])
+def test_the_redistillation_table_is_its_jsonl(checkpoint, steps):
+    runs = REDISTIL[(checkpoint, steps)]
+    assert [r["seed"] for r in runs] == [1, 2, 3] and {r["num_samples"] for r in runs} == {128}
+    seeds = ", ".join(format(r["gen_ppl"], ",.0f") for r in runs)
+    row = (f"| {REDISTIL_ARMS[checkpoint]} | {steps} | {mean(runs, 'gen_ppl'):,.0f} ({seeds}) | "
+           f"{mean(runs, 'entropy'):.2f} | {mean(runs, 'mauve'):.3f} | {mean(runs, 'word_validity'):.3f} |")
+    assert row in QUALITY
+
+
+def test_the_redistillation_claims_hold():
+    """Lower on every seed at 1 and 8 steps (B's worst below A's best), entropy within 1%, and the README's
+    one-step sentence and the targets' ratios (teacher's best from flm-wiki-selfcond's card)."""
+    (shipped, redistilled), ratio = REDISTIL_ARMS, lambda s: mean(REDISTIL[(redistilled, s)], "gen_ppl") / mean(
+        REDISTIL[(shipped, s)], "gen_ppl")
+    for steps in (1, 8):
+        a, b = REDISTIL[(shipped, steps)], REDISTIL[(redistilled, steps)]
+        assert max(r["gen_ppl"] for r in b) < min(r["gen_ppl"] for r in a)
+        assert abs(mean(b, "entropy") / mean(a, "entropy") - 1) < 0.01
+    assert f"One step: Gen PPL {ratio(1):.2f}x" in QUALITY and f"Eight steps: {ratio(8):.2f}x" in QUALITY
+    one = lambda c: f"{mean(REDISTIL[(c, 1)], 'gen_ppl'):,.0f}"  # noqa: E731
+    assert f"one-step Gen PPL {one(redistilled)} against `fmlm-wiki`'s {one(shipped)}, lower on every seed" in README
+    card = json.loads((ROOT / "checkpoints" / "flm-wiki-selfcond" / "card.json").read_text())["benchmark"]
+    teacher_best = min(float(row[card["header"].index("Gen PPL")]) for row in card["rows"] if row[0].isdigit())
+    student = mean(REDISTIL[(redistilled, 1)], "gen_ppl")
+    assert f"best Gen PPL {teacher_best:,.0f} at 128 steps" in QUALITY
+    assert f"one-step B is {student / teacher_best:.1f}x its teacher" in QUALITY
+    assert f"{student / 652:.1f}x MDLM@8's 652" in QUALITY
+    assert f"{mean(REDISTIL[(redistilled, 1)], 'word_validity'):.0%} real words (target 75%)" in QUALITY
+    shipped_card = json.loads((ROOT / "checkpoints" / "fmlm-wiki-selfcond" / "card.json").read_text())
+    assert shipped_card["stages"][-1]["teacher_trained_by"] == json.loads(
+        (ROOT / "checkpoints" / "flm-wiki-selfcond" / "card.json").read_text())["stages"][-1]["command"]
