@@ -285,4 +285,5 @@ FLOW_MAP_OBJECTIVES = {"fmlm-semigroup": fmlm_semigroup_loss, "fmlm-lagrangian":
                        "fmlm-residual": fmlm_residual_loss, "fmlm-two-network": fmlm_two_network_loss}
 FIRST_STAGE_OBJECTIVE = "fmlm-residual"  # trains a residual over its teacher: not a flow map on its own
 SECOND_STAGE_OBJECTIVE = "fmlm-two-network"  # distils a FIRST_STAGE_OBJECTIVE network with its teacher
-AUTHORS_BOUNDARY_PROB = {FIRST_STAGE_OBJECTIVE: RESIDUAL_BOUNDARY_PROB, SECOND_STAGE_OBJECTIVE: TWO_NETWORK_BOUNDARY_PROB}
+AUTHORS_BOUNDARY_PROB = {FIRST_STAGE_OBJECTIVE: RESIDUAL_BOUNDARY_PROB,
+                         SECOND_STAGE_OBJECTIVE: TWO_NETWORK_BOUNDARY_PROB}

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from flm_core import objectives
+from flm_core import hub, objectives
 from flm_core.checkpoint import (append_jsonl, atomic_save_tensors, atomic_write_text,
                                  load_tensors, read_jsonl, save_checkpoint, METRICS_FILE, TOKENIZER_FILE)
 from flm_core.cards import last_stage_command, read_card_data, write_card
@@ -359,7 +359,8 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         resuming = resume and (out / STATE_DIR / "LATEST").is_file()
         self.network, teacher = build_student(config, place.device, warm_start=not resuming)
-        self.teacher_trained_by = last_stage_command(config.objective.teacher) if teacher is not None else None
+        self.teacher_trained_by = (last_stage_command(hub.resolve(config.objective.teacher))  # where it was read
+                                   if teacher is not None else None)
         first_stage = frozen_first_stage(config, place.device)
         self.module = ObjectiveModule(self.network, make_objective(config, teacher, first_stage))
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.cfg.lr, betas=(0.9, self.cfg.adam_beta2),

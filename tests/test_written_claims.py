@@ -334,3 +334,19 @@ def test_the_redistillation_claims_hold():
     shipped_card = json.loads((ROOT / "checkpoints" / "fmlm-wiki-selfcond" / "card.json").read_text())
     assert shipped_card["stages"][-1]["teacher_trained_by"] == json.loads(
         (ROOT / "checkpoints" / "flm-wiki-selfcond" / "card.json").read_text())["stages"][-1]["command"]
+    a1, b1 = REDISTIL[(shipped, 1)], REDISTIL[(redistilled, 1)]
+    assert f"entropy {1 - mean(b1, 'entropy') / mean(a1, 'entropy'):.1%} lower" in QUALITY
+    assert f"word validity +{(mean(b1, 'word_validity') - mean(a1, 'word_validity')) * 100:.1f} points" in QUALITY
+    assert mean(REDISTIL[(redistilled, 8)], "mauve") > mean(REDISTIL[(shipped, 8)], "mauve")  # "MAUVE up"
+    table = {r["steps"]: r for r in json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())["rows"]
+             if r["model"] == "flm-wiki"}
+    assert f"its own best fell {1 - teacher_best / table[128]['gen_ppl']:.0%}, the student's one step " \
+           f"{1 - ratio(1):.0%}" in QUALITY
+    stage = shipped_card["stages"][-1]
+    before = json.loads((ROOT / "checkpoints" / "fmlm-wiki" / "card.json").read_text())["stages"]
+    tokens = sum(s["tokens_seen"] for s in before)
+    assert (stage["steps"], round(stage["wall_minutes"])) == (320, 77)
+    assert f"{stage['steps']} steps, {stage['tokens_seen'] / 1e6:.1f}M tokens, {stage['wall_minutes']:.0f} minutes" \
+        in QUALITY
+    assert f"are {stage['tokens_seen'] / tokens:.1%} of the tokens the shipped FMLM was distilled on " \
+           f"({tokens / 1e6:.1f}M)" in QUALITY
