@@ -7,7 +7,7 @@ import pytest
 
 from hub_server import hub, hub_repos  # noqa: F401 - fixtures
 from test_app import make_tiny_checkpoints
-from test_app_browser import CHROMIUM, _serve, _settle, _shot, pytestmark  # noqa: F401
+from test_app_browser import CHROMIUM, _serve, _shot, pytestmark, settle  # noqa: F401
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_download_button_in_the_browser(app_url, hub, tmp_path):
         page.on("pageerror", lambda err: errors.append(str(err)))
         page.goto(app_url, wait_until="domcontentloaded")
         page.locator(".st-key-generate button:visible").wait_for(timeout=60_000)
-        _settle(page)
+        settle(page)
         sidebar = page.locator('[data-testid="stSidebar"]')
         sidebar.get_by_text("Authors' checkpoints").click()
         row = sidebar.locator('[data-testid="stMarkdownContainer"]', has_text="FMLM · FMLM-B-LM1B").first
@@ -40,7 +40,7 @@ def test_download_button_in_the_browser(app_url, hub, tmp_path):
         assert "FMLM-B-LM1B:" in sidebar.locator('[data-testid="stProgress"]').inner_text()
         _shot(page, tmp_path, "09_authors_download_progress")
         sidebar.get_by_text("in the cache").wait_for(timeout=120_000)
-        _settle(page)
+        settle(page)
         assert sidebar.get_by_role("button", name="Download").count() == 3
         sidebar.get_by_text("Checkpoints", exact=True).click()
         sidebar.get_by_text("FMLM · FMLM-B-LM1B (authors')").wait_for(timeout=30_000)
