@@ -3,11 +3,9 @@
 # wall time side by side (warm start: fresh optimizer, short warmup, cosine decay to LR * MIN_LR_RATIO),
 # then re-distil the FMLM from the continued FLM, starting from the previous FMLM, and export all three
 # to $SHIP: by default $RUNS/export, never checkpoints/ unless you ship on purpose with SHIP=checkpoints.
-# The FLM continues the best measured recipe: $FLM_FROM (default $FROM/flm-wiki-selfcond) with
-# --self-condition, so the FMLM is distilled from its second pass (docs/experiments/quality.md); the
-# export is named flm-wiki (it replaces the plain FLM and flm-wiki-selfcond then folds into it). The FMLM starts
-# from $FMLM_FROM (default $FROM/fmlm-wiki-selfcond, already distilled from that teacher on the CPU) and is
-# exported as fmlm-wiki.
+# The FLM continues the best measured recipe: $FLM_FROM (default $FROM/flm-wiki, self-conditioned) with
+# --self-condition, so the FMLM is distilled from its second pass (docs/experiments/quality.md). The FMLM
+# starts from $FMLM_FROM (default $FROM/fmlm-wiki, already distilled from that teacher on the CPU).
 # The AR is left as it is: it already overfits the corpus (best validation at step 800).
 # The warm start reads the fp16 exports (a relative rounding of ~1e-3 on weights whose optimizer state
 # starts fresh anyway); an interrupted continuation resumes from its own fp32 state in $RUNS.
@@ -23,8 +21,8 @@ set -euo pipefail
 RUNS=${1:-runs/continued}
 DATA=${DATA:-data/wiki}
 FROM=${FROM:-checkpoints}
-FLM_FROM=${FLM_FROM:-$FROM/flm-wiki-selfcond}
-FMLM_FROM=${FMLM_FROM:-$FROM/fmlm-wiki-selfcond}
+FLM_FROM=${FLM_FROM:-$FROM/flm-wiki}
+FMLM_FROM=${FMLM_FROM:-$FROM/fmlm-wiki}
 SHIP=${SHIP:-$RUNS/export}
 BATCH=${BATCH:-256}
 LR=${LR:-1e-3}

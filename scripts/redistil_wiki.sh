@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Re-distil the default corpus's FMLM from the self-conditioned teacher on the CPU: the shipped FMLM
-# (checkpoints/fmlm-wiki, distilled from the plain FLM) continued for MINUTES of training time with
-# checkpoints/flm-wiki-selfcond as its teacher and that teacher's second pass as targets (the best measured
-# recipe, docs/experiments/quality.md), then the shipped FMLM (A) and the re-distilled one (B) sampled at 1 and
-# 8 steps with seeds 1-3 (128 samples) and scored as in quality.md (Gen PPL by checkpoints/ar-wiki, entropy,
-# MAUVE, word validity). One JSON object per line in $RUNS/eval.jsonl; the run resumes if interrupted.
+# Distil the default corpus's FMLM further on the CPU: checkpoints/fmlm-wiki continued for MINUTES of training
+# time with $TEACHER (default checkpoints/flm-wiki, self-conditioned) as its teacher and that teacher's second
+# pass as targets (the best measured recipe, docs/experiments/quality.md), then the starting FMLM (A) and the
+# continued one (B) sampled at 1 and 8 steps with seeds 1-3 (128 samples) and scored as in quality.md (Gen PPL by
+# checkpoints/ar-wiki, entropy, MAUVE, word validity). One JSON object per line in $RUNS/eval.jsonl; the run
+# resumes if interrupted. Its first run (quality.md, redistil_wiki.jsonl) started from the checkpoints of commit
+# 830cf2f, before the self-conditioned pair became flm-wiki / fmlm-wiki.
 #
 #   scripts/redistil_wiki.sh runs/redistil
 set -euo pipefail
 RUNS=${1:-runs/redistil}
 MINUTES=${MINUTES:-100}
 DATA=${DATA:-data/wiki}
-TEACHER=${TEACHER:-checkpoints/flm-wiki-selfcond}
+TEACHER=${TEACHER:-checkpoints/flm-wiki}
 export OMP_NUM_THREADS=${THREADS:-2}
 [ -f "$DATA/manifest.json" ] || python -m flm_core prepare-data --out "$DATA"
 mkdir -p "$RUNS"

@@ -53,8 +53,8 @@ def test_shipping_into_checkpoints_is_an_explicit_choice(tmp_path):
     assert {Path(t).parent for t in export_targets(calls)} == {Path("checkpoints")}
     starts = [call[call.index("--init-from") + 1] for call in calls if "--init-from" in call]
     # FLM and MDLM continue side by side (either may start first); the FMLM is distilled after them
-    assert sorted(starts[:2]) == ["checkpoints/flm-wiki-selfcond", "checkpoints/mdlm-wiki"]
-    assert starts[2:] == ["checkpoints/fmlm-wiki-selfcond"]  # the student of that FLM
+    assert sorted(starts[:2]) == ["checkpoints/flm-wiki", "checkpoints/mdlm-wiki"]
+    assert starts[2:] == ["checkpoints/fmlm-wiki"]  # the student of that FLM
     flm = next(call for call in calls if call[:4] == ["-m", "flm_core", "train", "flm"])
     assert "--self-condition" in flm  # the best measured FLM recipe; the FMLM then takes its second pass
 

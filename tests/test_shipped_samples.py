@@ -16,7 +16,7 @@ import flm_core
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "shipped_samples.json"
-CHECKPOINTS = ("flm-wiki", "fmlm-wiki", "mdlm-wiki", "ar-wiki", "flm-wiki-selfcond", "fmlm-wiki-selfcond")
+CHECKPOINTS = ("flm-wiki", "fmlm-wiki", "mdlm-wiki", "ar-wiki")
 PROMPT = ("The city of", "")
 
 

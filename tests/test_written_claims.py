@@ -96,7 +96,7 @@ def test_the_default_corpus_self_conditioning_table_and_claims(steps):
 def test_the_128_step_comparison_is_the_measured_one():
     plain, conditioned = WIKI[(WIKI_PLAIN, 128)][0], WIKI[(WIKI_SELF, 128)][0]
     assert f"A {plain['gen_ppl']:,.0f}" in QUALITY and f"B **{conditioned['gen_ppl']:,.0f}**" in QUALITY
-    assert conditioned["gen_ppl"] < 1597 < plain["gen_ppl"]  # below the shipped FLM's best (benchmarks.md)
+    assert conditioned["gen_ppl"] < 1597 < plain["gen_ppl"]  # below the plain FLM's best (benchmarks_before_fold.json)
     assert f"{conditioned['gen_ppl'] / plain['gen_ppl']:.2f}x Gen PPL at " \
            f"{1 - conditioned['entropy'] / plain['entropy']:.1%} lower entropy" in QUALITY
 
@@ -278,27 +278,42 @@ def test_the_knobs_claims_hold():
     assert "keeps 0-0.5% of stories valid against its teacher's 7.9% at 128 steps" in QUALITY
 
 
-def test_the_self_conditioned_checkpoints_comparison_is_its_card_and_the_shipped_table():
-    """README: flm-wiki-selfcond's card benchmark against flm-wiki's rows of checkpoints/benchmarks.json (same
-    settings), better at every step count and entropy within 1%."""
-    card = json.loads((ROOT / "checkpoints" / "flm-wiki-selfcond" / "card.json").read_text())["benchmark"]
-    header = card["header"]
-    ours = {int(row[0]): dict(zip(header, row)) for row in card["rows"] if row[0].isdigit()}  # and a data row
-    table = json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())["rows"]
-    shipped = {r["steps"]: r for r in table if r["model"] == "flm-wiki"}
+def card_benchmark(name: str) -> dict[str, dict[str, str]]:
+    """A shipped checkpoint's card benchmark: step count (or "data") -> {column: cell}."""
+    card = json.loads((ROOT / "checkpoints" / name / "card.json").read_text())["benchmark"]
+    return {row[0]: dict(zip(card["header"], row)) for row in card["rows"]}
+
+
+def teacher_best(name: str) -> tuple[float, int]:
+    """(Gen PPL, steps) of a teacher's best card row among those at entropy within 10% of the data's (one-step
+    FLM collapses to a few repeated tokens: low Gen PPL, no text)."""
+    rows = card_benchmark(name)
+    data_entropy = float(rows["data"]["Entropy"])
+    return min((float(r["Gen PPL"]), int(steps)) for steps, r in rows.items()
+               if steps.isdigit() and abs(float(r["Entropy"]) / data_entropy - 1) < 0.1)
+
+
+BEFORE_FOLD = json.loads((ROOT / "docs" / "experiments" / "benchmarks_before_fold.json").read_text())["rows"]
+
+
+def test_the_self_conditioned_teacher_beats_the_plain_one_it_replaced():
+    """README: flm-wiki's card benchmark (self-conditioned) against the plain flm-wiki's rows of the benchmark
+    table before the fold (same settings), better at every step count and entropy within 1%."""
+    ours = card_benchmark("flm-wiki")
+    plain = {r["steps"]: r for r in BEFORE_FOLD if r["model"] == "flm-wiki"}
     steps = (8, 32, 128)
-    assert "32 samples, seed 0" in (ROOT / "checkpoints" / "flm-wiki-selfcond" / "README.md").read_text()
-    ours_ppl = " / ".join(format(float(ours[s]["Gen PPL"]), ",.0f") for s in steps)
-    shipped_ppl = " / ".join(format(shipped[s]["gen_ppl"], ",.0f") for s in steps)
-    sentence = f"Gen PPL {ours_ppl} at 8 / 32 / 128 steps against `flm-wiki`'s {shipped_ppl}"
-    assert sentence in README
+    assert "32 samples, seed 0" in (ROOT / "checkpoints" / "flm-wiki" / "README.md").read_text()
+    ours_ppl = " / ".join(format(float(ours[str(s)]["Gen PPL"]), ",.0f") for s in steps)
+    plain_ppl = " / ".join(format(plain[s]["gen_ppl"], ",.0f") for s in steps)
+    assert f"Gen PPL {ours_ppl} at 8 / 32 / 128 steps against the plain FLM's {plain_ppl}" in README
     for s in steps:
-        assert float(ours[s]["Gen PPL"]) < shipped[s]["gen_ppl"]
-        assert abs(float(ours[s]["Entropy"]) / shipped[s]["entropy"] - 1) < 0.01
+        assert float(ours[str(s)]["Gen PPL"]) < plain[s]["gen_ppl"]
+        assert abs(float(ours[str(s)]["Entropy"]) / plain[s]["entropy"] - 1) < 0.01
 
 
 REDISTIL = by_arm(jsonl("redistil_wiki.jsonl"))
-REDISTIL_ARMS = {"checkpoints/fmlm-wiki": "A: shipped `fmlm-wiki`", "runs/redistil/fmlm": "B: re-distilled, +77 min"}
+REDISTIL_ARMS = {"checkpoints/fmlm-wiki": "A: previous `fmlm-wiki`",  # the rows predate the fold: A was replaced by B
+                 "runs/redistil/fmlm": "B: re-distilled, +77 min (now `fmlm-wiki`)"}
 
 
 @pytest.mark.parametrize("checkpoint", REDISTIL_ARMS)
@@ -314,7 +329,7 @@ def test_the_redistillation_table_is_its_jsonl(checkpoint, steps):
 
 def test_the_redistillation_claims_hold():
     """Lower on every seed at 1 and 8 steps (B's worst below A's best), entropy within 1%, and the README's
-    one-step sentence and the targets' ratios (teacher's best from flm-wiki-selfcond's card)."""
+    one-step sentence and the targets' ratios (the teacher's best from flm-wiki's card)."""
     (shipped, redistilled), ratio = REDISTIL_ARMS, lambda s: mean(REDISTIL[(redistilled, s)], "gen_ppl") / mean(
         REDISTIL[(shipped, s)], "gen_ppl")
     for steps in (1, 8):
@@ -323,30 +338,89 @@ def test_the_redistillation_claims_hold():
         assert abs(mean(b, "entropy") / mean(a, "entropy") - 1) < 0.01
     assert f"One step: Gen PPL {ratio(1):.2f}x" in QUALITY and f"Eight steps: {ratio(8):.2f}x" in QUALITY
     one = lambda c: f"{mean(REDISTIL[(c, 1)], 'gen_ppl'):,.0f}"  # noqa: E731
-    assert f"one-step Gen PPL {one(redistilled)} against `fmlm-wiki`'s {one(shipped)}, lower on every seed" in README
-    card = json.loads((ROOT / "checkpoints" / "flm-wiki-selfcond" / "card.json").read_text())["benchmark"]
-    teacher_best = min(float(row[card["header"].index("Gen PPL")]) for row in card["rows"] if row[0].isdigit())
+    assert f"one-step Gen PPL {one(redistilled)} against the previous FMLM's {one(shipped)}, lower on every seed" \
+        in README
+    best, best_steps = teacher_best("flm-wiki")
     student = mean(REDISTIL[(redistilled, 1)], "gen_ppl")
-    assert f"best Gen PPL {teacher_best:,.0f} at 128 steps" in QUALITY
-    assert f"one-step B is {student / teacher_best:.1f}x its teacher" in QUALITY
+    assert f"best Gen PPL {best:,.0f} at {best_steps} steps" in QUALITY
+    assert f"one-step B is {student / best:.1f}x its teacher" in QUALITY
     assert f"{student / 652:.1f}x MDLM@8's 652" in QUALITY
     assert f"{mean(REDISTIL[(redistilled, 1)], 'word_validity'):.0%} real words (target 75%)" in QUALITY
-    shipped_card = json.loads((ROOT / "checkpoints" / "fmlm-wiki-selfcond" / "card.json").read_text())
+    shipped_card = json.loads((ROOT / "checkpoints" / "fmlm-wiki" / "card.json").read_text())
     assert shipped_card["stages"][-1]["teacher_trained_by"] == json.loads(
-        (ROOT / "checkpoints" / "flm-wiki-selfcond" / "card.json").read_text())["stages"][-1]["command"]
+        (ROOT / "checkpoints" / "flm-wiki" / "card.json").read_text())["stages"][-1]["command"]
     a1, b1 = REDISTIL[(shipped, 1)], REDISTIL[(redistilled, 1)]
     assert f"entropy {1 - mean(b1, 'entropy') / mean(a1, 'entropy'):.1%} lower" in QUALITY
     assert f"word validity +{(mean(b1, 'word_validity') - mean(a1, 'word_validity')) * 100:.1f} points" in QUALITY
     assert mean(REDISTIL[(redistilled, 8)], "mauve") > mean(REDISTIL[(shipped, 8)], "mauve")  # "MAUVE up"
-    table = {r["steps"]: r for r in json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())["rows"]
-             if r["model"] == "flm-wiki"}
-    assert f"its own best fell {1 - teacher_best / table[128]['gen_ppl']:.0%}, the student's one step " \
+    plain = {r["steps"]: r for r in BEFORE_FOLD if r["model"] == "flm-wiki"}
+    assert f"its own best fell {1 - best / plain[128]['gen_ppl']:.0%}, the student's one step " \
            f"{1 - ratio(1):.0%}" in QUALITY
     stage = shipped_card["stages"][-1]
-    before = json.loads((ROOT / "checkpoints" / "fmlm-wiki" / "card.json").read_text())["stages"]
-    tokens = sum(s["tokens_seen"] for s in before)
+    tokens = sum(s["tokens_seen"] for s in shipped_card["stages"][:-1])  # the stages it was warm-started from
     assert (stage["steps"], round(stage["wall_minutes"])) == (320, 77)
     assert f"{stage['steps']} steps, {stage['tokens_seen'] / 1e6:.1f}M tokens, {stage['wall_minutes']:.0f} minutes" \
         in QUALITY
     assert f"are {stage['tokens_seen'] / tokens:.1%} of the tokens the shipped FMLM was distilled on " \
            f"({tokens / 1e6:.1f}M)" in QUALITY
+
+
+FOLD_ROWS = [("fmlm-wiki", 1), ("fmlm-wiki", 8), ("fmlm-wiki", 32), ("flm-wiki", 8), ("flm-wiki", 32),
+             ("flm-wiki", 128), ("mdlm-wiki", 8)]
+
+
+def fold_row(model: str, steps: int) -> str:
+    """quality.md's before/after row of one setting: Gen PPL, entropy, word validity and s/sample in the
+    benchmark table before the fold and in checkpoints/benchmarks.json."""
+    after = json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())["rows"]
+    pick = lambda rows: next(r for r in rows if (r["model"], r["steps"]) == (model, steps))  # noqa: E731
+    b, a = pick(BEFORE_FOLD), pick(after)
+    return (f"| {model} | {steps} | {b['gen_ppl']:,.0f} → {a['gen_ppl']:,.0f} | {b['entropy']:.2f} → {a['entropy']:.2f}"
+            f" | {b['word_validity']:.3f} → {a['word_validity']:.3f} | {b['seconds_per_sample']:.3f} → "
+            f"{a['seconds_per_sample']:.3f} |")
+
+
+@pytest.mark.parametrize("model, steps", FOLD_ROWS)
+def test_the_fold_table_is_the_two_benchmark_files(model, steps):
+    assert fold_row(model, steps) in QUALITY
+
+
+def test_the_readme_quotes_the_apps_headline_from_the_shipped_benchmark():
+    from app.headline import matched_sentence
+    speedups = json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())["speedups"]
+    entry = next(e for e in speedups if e["kind"] == "flm")
+    assert f'("{matched_sentence(entry, "FMLM@1")}";' in README
+
+
+def test_the_fold_claims_hold():
+    """quality.md's fold bullets and the README's call-time range, from the two benchmark files."""
+    after = json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())
+    at = lambda rows, model, steps: next(r for r in rows if (r["model"], r["steps"]) == (model, steps))  # noqa: E731
+    old, new = (lambda m, s: at(BEFORE_FOLD, m, s)), (lambda m, s: at(after["rows"], m, s))  # noqa: E731
+    for model, steps in FOLD_ROWS[:-1]:
+        assert new(model, steps)["gen_ppl"] < old(model, steps)["gen_ppl"]
+        assert abs(new(model, steps)["entropy"] / old(model, steps)["entropy"] - 1) < 0.01
+        fell = new(model, steps)["word_validity"] < old(model, steps)["word_validity"]
+        assert fell == ((model, steps) == ("fmlm-wiki", 32))
+    drop = (new("fmlm-wiki", 32)["word_validity"] - old("fmlm-wiki", 32)["word_validity"]) * 100
+    assert f"except FMLM@32 ({drop:.1f} points)" in QUALITY
+    assert abs(new("mdlm-wiki", 8)["gen_ppl"] / old("mdlm-wiki", 8)["gen_ppl"] - 1) < 0.01
+    slower = new("mdlm-wiki", 8)["seconds_per_sample"] / old("mdlm-wiki", 8)["seconds_per_sample"]
+    assert 1.7 < slower < 2.3  # "about twice as long for the same MDLM"
+    headline = lambda table: next(e for e in table["speedups"] if e["kind"] == "flm")  # noqa: E731
+    before, now = headline(json.loads((ROOT / "docs" / "experiments" / "benchmarks_before_fold.json").read_text())), \
+        headline(after)
+    assert before["steps"] == now["steps"] == 8
+    assert f"went from {before['speedup']:.1f}× to {now['speedup']:.1f}×" in QUALITY
+    call = lambda get: get("fmlm-wiki", 1)["seconds_per_sample"] / get("flm-wiki", 1)["seconds_per_sample"]  # noqa: E731
+    assert f"timed {call(old):.2f} in the old run and {call(new):.2f} in this one" in QUALITY
+    assert (f"one FMLM call timed {call(new):.2f} to {call(old):.2f} of an FLM call across the last two bench runs, "
+            f"hence {now['speedup']:.1f}× here and {before['speedup']:.1f}× before") in README
+    best = min(r["gen_ppl"] for r in after["rows"] if r["model"] == "flm-wiki" and r["steps"] >= 2)
+    assert best == new("flm-wiki", 128)["gen_ppl"]
+    one = new("fmlm-wiki", 1)
+    assert (f"one-step FMLM {one['gen_ppl']:,.0f} is {one['gen_ppl'] / best:.1f}x its teacher's best "
+            f"({best:,.0f} at 128 steps") in QUALITY
+    mdlm8 = new("mdlm-wiki", 8)["gen_ppl"]
+    assert f"{one['gen_ppl'] / mdlm8:.1f}x MDLM@8's {mdlm8:,.0f} in the same run" in QUALITY
+    assert f"and {one['word_validity']:.0%} real words (target 75%)" in QUALITY
