@@ -40,6 +40,17 @@ def last_stage_command(directory: str | Path) -> str | None:
     return stages[-1]["command"] if stages else None
 
 
+def training_minutes(stages: list[dict[str, Any]]) -> str:
+    """'5.5 GPU-minutes and 66.8 CPU-minutes': the stages' wall time by device kind, GPU first, kinds with no
+    stage left out. A stage's hardware reads "<name> (CUDA)" or "CPU <name>, <n> threads"
+    (flm_core.environment.hardware)."""
+    minutes: dict[str, float] = {}
+    for stage in stages:
+        kind = "CPU" if str(stage["hardware"]).startswith("CPU") else "GPU"
+        minutes[kind] = minutes.get(kind, 0.0) + stage["wall_minutes"]
+    return " and ".join(f"{minutes[kind]:.1f} {kind}-minutes" for kind in ("GPU", "CPU") if kind in minutes)
+
+
 def _stage_line(number: int, stage: dict[str, Any]) -> str:
     return (f"- stage {number}: `{stage['command']}`; steps: {stage['steps']}, tokens seen: "
             f"{stage['tokens_seen']:,}, wall time: {stage['wall_minutes']:.1f} min; {stage['hardware']}, "

@@ -17,6 +17,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -69,13 +70,21 @@ class ObjectiveModule(nn.Module):
         return self.loss_fn(self.network, tokens, generator)
 
 
+def teacher_targets(config: RunConfig, teacher: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The FLM as a distillation run calls it for targets: its second pass where it is self-conditioned and the
+    run asks for it (`teacher_self_condition`), else the network itself."""
+    if teacher.config.self_condition and config.objective.teacher_self_condition:
+        return objectives.self_conditioned_teacher(teacher)
+    return teacher
+
+
 def make_objective(config: RunConfig, teacher: nn.Module | None,
                    first_stage: nn.Module | None = None) -> objectives.Objective:
-    """The run's loss; a flow map's teacher is the FLM (its second pass where self-conditioned), or, for the
-    authors' second stage, the first stage's map built on that FLM."""
+    """The run's loss; a flow map's teacher is the FLM (`teacher_targets`), or, for the authors' second stage,
+    the first stage's map built on that FLM."""
     obj = config.objective
-    if teacher is not None and teacher.config.self_condition and obj.teacher_self_condition:
-        teacher = objectives.self_conditioned_teacher(teacher)
+    if teacher is not None:
+        teacher = teacher_targets(config, teacher)
     if first_stage is not None:
         teacher = objectives.residual_flow_map(teacher, first_stage)
     return kind_of(config.kind).objective(obj.name, teacher, obj.boundary_prob, obj.diagonal_weight)

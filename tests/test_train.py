@@ -508,3 +508,13 @@ def test_self_conditioned_training_resumes_exactly_samples_and_teaches_an_fmlm(t
                                 "--max-steps", "1")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "self_condition applies to kind flm only" in err[0]
+
+
+def test_training_minutes_splits_the_stages_by_device_kind():
+    from flm_core.cards import training_minutes
+    from flm_core.environment import hardware
+    gpu = {"hardware": "NVIDIA H200 (CUDA)", "wall_minutes": 5.5}
+    cpu = {"hardware": hardware("cpu"), "wall_minutes": 66.8}  # the string the trainer writes on a CPU
+    assert training_minutes([gpu, dict(gpu, wall_minutes=3.9), cpu]) == "9.4 GPU-minutes and 66.8 CPU-minutes"
+    assert training_minutes([cpu]) == "66.8 CPU-minutes"
+    assert training_minutes([]) == ""
