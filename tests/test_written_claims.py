@@ -30,6 +30,16 @@ def by_arm(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
     return {key: sorted(runs, key=lambda r: r["seed"]) for key, runs in groups.items()}
 
 
+# The shipped benchmark before the self-conditioned pair replaced the plain one, and now.
+BEFORE_FOLD = json.loads((ROOT / "docs" / "experiments" / "benchmarks_before_fold.json").read_text())
+AFTER_FOLD = json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())
+
+
+def bench_row(table: dict, model: str, steps: int) -> dict:
+    """The row of one setting in a `bench` result."""
+    return next(r for r in table["rows"] if (r["model"], r["steps"]) == (model, steps))
+
+
 def mean(runs: list[dict], key: str) -> float:
     return statistics.mean(r[key] for r in runs)
 
@@ -96,7 +106,7 @@ def test_the_default_corpus_self_conditioning_table_and_claims(steps):
 def test_the_128_step_comparison_is_the_measured_one():
     plain, conditioned = WIKI[(WIKI_PLAIN, 128)][0], WIKI[(WIKI_SELF, 128)][0]
     assert f"A {plain['gen_ppl']:,.0f}" in QUALITY and f"B **{conditioned['gen_ppl']:,.0f}**" in QUALITY
-    plain_best = next(r["gen_ppl"] for r in BEFORE_FOLD if (r["model"], r["steps"]) == ("flm-wiki", 128))
+    plain_best = bench_row(BEFORE_FOLD, "flm-wiki", 128)["gen_ppl"]
     assert conditioned["gen_ppl"] < plain_best < plain["gen_ppl"]
     assert "is below it" in QUALITY and f"({plain_best:,.0f}, `benchmarks_before_fold.json`)" in QUALITY
     assert f"{conditioned['gen_ppl'] / plain['gen_ppl']:.2f}x Gen PPL at " \
@@ -280,37 +290,25 @@ def test_the_knobs_claims_hold():
     assert "keeps 0-0.5% of stories valid against its teacher's 7.9% at 128 steps" in QUALITY
 
 
-def card_benchmark(name: str) -> dict[str, dict[str, str]]:
-    """A shipped checkpoint's card benchmark: step count (or "data") -> {column: cell}."""
-    card = json.loads((ROOT / "checkpoints" / name / "card.json").read_text())["benchmark"]
-    return {row[0]: dict(zip(card["header"], row)) for row in card["rows"]}
-
-
-def teacher_best(name: str) -> tuple[float, int]:
-    """(Gen PPL, steps) of a teacher's best card row among those at entropy within 10% of the data's (one-step
-    FLM collapses to a few repeated tokens: low Gen PPL, no text)."""
-    rows = card_benchmark(name)
-    data_entropy = float(rows["data"]["Entropy"])
-    return min((float(r["Gen PPL"]), int(steps)) for steps, r in rows.items()
-               if steps.isdigit() and abs(float(r["Entropy"]) / data_entropy - 1) < 0.1)
-
-
-BEFORE_FOLD = json.loads((ROOT / "docs" / "experiments" / "benchmarks_before_fold.json").read_text())["rows"]
+def teacher_best(table: dict, model: str) -> tuple[float, int]:
+    """(Gen PPL, steps) of a model's best row in a `bench` result among those at entropy within 10% of the data's
+    (one-step FLM collapses to a few repeated tokens: low Gen PPL, no text)."""
+    data_entropy = next(r["entropy"] for r in table["rows"] if r["kind"] == "data")
+    return min((r["gen_ppl"], r["steps"]) for r in table["rows"]
+               if r["model"] == model and abs(r["entropy"] / data_entropy - 1) < 0.1)
 
 
 def test_the_self_conditioned_teacher_beats_the_plain_one_it_replaced():
-    """README: flm-wiki's card benchmark (self-conditioned) against the plain flm-wiki's rows of the benchmark
-    table before the fold (same settings), better at every step count and entropy within 1%."""
-    ours = card_benchmark("flm-wiki")
-    plain = {r["steps"]: r for r in BEFORE_FOLD if r["model"] == "flm-wiki"}
+    """README: flm-wiki (self-conditioned) against the plain flm-wiki in the benchmark before the fold (same
+    settings; its card shows this run's rows), better at every step count and entropy within 1%."""
     steps = (8, 32, 128)
+    ours, plain = ({s: bench_row(table, "flm-wiki", s) for s in steps} for table in (AFTER_FOLD, BEFORE_FOLD))
     assert "32 samples, seed 0" in (ROOT / "checkpoints" / "flm-wiki" / "README.md").read_text()
-    ours_ppl = " / ".join(format(float(ours[str(s)]["Gen PPL"]), ",.0f") for s in steps)
-    plain_ppl = " / ".join(format(plain[s]["gen_ppl"], ",.0f") for s in steps)
-    assert f"Gen PPL {ours_ppl} at 8 / 32 / 128 steps against the plain FLM's {plain_ppl}" in README
+    ppl = lambda rows: " / ".join(format(rows[s]["gen_ppl"], ",.0f") for s in steps)  # noqa: E731
+    assert f"Gen PPL {ppl(ours)} at 8 / 32 / 128 steps against the plain FLM's {ppl(plain)}" in README
     for s in steps:
-        assert float(ours[str(s)]["Gen PPL"]) < plain[s]["gen_ppl"]
-        assert abs(float(ours[str(s)]["Entropy"]) / plain[s]["entropy"] - 1) < 0.01
+        assert ours[s]["gen_ppl"] < plain[s]["gen_ppl"]
+        assert abs(ours[s]["entropy"] / plain[s]["entropy"] - 1) < 0.01
 
 
 REDISTIL = by_arm(jsonl("redistil_wiki.jsonl"))
@@ -331,7 +329,7 @@ def test_the_redistillation_table_is_its_jsonl(checkpoint, steps):
 
 def test_the_redistillation_claims_hold():
     """Lower on every seed at 1 and 8 steps (B's worst below A's best), entropy within 1%, and the README's
-    one-step sentence and the targets' ratios (the teacher's best from flm-wiki's card)."""
+    one-step sentence and the targets' ratios (the teacher's best from the shipped benchmark)."""
     (shipped, redistilled), ratio = REDISTIL_ARMS, lambda s: mean(REDISTIL[(redistilled, s)], "gen_ppl") / mean(
         REDISTIL[(shipped, s)], "gen_ppl")
     for steps in (1, 8):
@@ -342,7 +340,7 @@ def test_the_redistillation_claims_hold():
     one = lambda c: f"{mean(REDISTIL[(c, 1)], 'gen_ppl'):,.0f}"  # noqa: E731
     assert f"one-step Gen PPL {one(redistilled)} against the previous FMLM's {one(shipped)}, lower on every seed" \
         in README
-    best, best_steps = teacher_best("flm-wiki")
+    best, best_steps = teacher_best(AFTER_FOLD, "flm-wiki")
     student = mean(REDISTIL[(redistilled, 1)], "gen_ppl")
     assert f"best Gen PPL {best:,.0f} at {best_steps} steps" in QUALITY
     assert f"one-step B is {student / best:.1f}x its teacher" in QUALITY
@@ -355,9 +353,8 @@ def test_the_redistillation_claims_hold():
     assert f"entropy {1 - mean(b1, 'entropy') / mean(a1, 'entropy'):.1%} lower" in QUALITY
     assert f"word validity +{(mean(b1, 'word_validity') - mean(a1, 'word_validity')) * 100:.1f} points" in QUALITY
     assert mean(REDISTIL[(redistilled, 8)], "mauve") > mean(REDISTIL[(shipped, 8)], "mauve")  # "MAUVE up"
-    plain = {r["steps"]: r for r in BEFORE_FOLD if r["model"] == "flm-wiki"}
-    assert f"its own best fell {1 - best / plain[128]['gen_ppl']:.0%}, the student's one step " \
-           f"{1 - ratio(1):.0%}" in QUALITY
+    plain_best = bench_row(BEFORE_FOLD, "flm-wiki", 128)["gen_ppl"]
+    assert f"its own best fell {1 - best / plain_best:.0%}, the student's one step {1 - ratio(1):.0%}" in QUALITY
     stage = shipped_card["stages"][-1]
     tokens = sum(s["tokens_seen"] for s in shipped_card["stages"][:-1])  # the stages it was warm-started from
     assert (stage["steps"], round(stage["wall_minutes"])) == (320, 77)
@@ -374,12 +371,11 @@ FOLD_ROWS = [("fmlm-wiki", 1), ("fmlm-wiki", 8), ("fmlm-wiki", 32), ("flm-wiki",
 def fold_row(model: str, steps: int) -> str:
     """quality.md's before/after row of one setting: Gen PPL, entropy, word validity and s/sample in the
     benchmark table before the fold and in checkpoints/benchmarks.json."""
-    after = json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())["rows"]
-    pick = lambda rows: next(r for r in rows if (r["model"], r["steps"]) == (model, steps))  # noqa: E731
-    b, a = pick(BEFORE_FOLD), pick(after)
-    return (f"| {model} | {steps} | {b['gen_ppl']:,.0f} → {a['gen_ppl']:,.0f} | {b['entropy']:.2f} → {a['entropy']:.2f}"
-            f" | {b['word_validity']:.3f} → {a['word_validity']:.3f} | {b['seconds_per_sample']:.3f} → "
-            f"{a['seconds_per_sample']:.3f} |")
+    b, a = bench_row(BEFORE_FOLD, model, steps), bench_row(AFTER_FOLD, model, steps)
+    cells = [f"{b[key]:{form}} → {a[key]:{form}}" for key, form in (("gen_ppl", ",.0f"), ("entropy", ".2f"),
+                                                                   ("word_validity", ".3f"),
+                                                                   ("seconds_per_sample", ".3f"))]
+    return f"| {model} | {steps} | " + " | ".join(cells) + " |"
 
 
 @pytest.mark.parametrize("model, steps", FOLD_ROWS)
@@ -389,17 +385,14 @@ def test_the_fold_table_is_the_two_benchmark_files(model, steps):
 
 def test_the_readme_quotes_the_apps_headline_from_the_shipped_benchmark():
     from app.headline import matched_sentence
-    speedups = json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())["speedups"]
-    entry = next(e for e in speedups if e["kind"] == "flm")
+    entry = next(e for e in AFTER_FOLD["speedups"] if e["kind"] == "flm")
     assert f'("{matched_sentence(entry, "FMLM@1")}";' in README
 
 
 def test_the_fold_claims_hold():
     """quality.md's fold bullets over the whole table, and the README's account of the headline's move, from the
     two benchmark files."""
-    after = json.loads((ROOT / "checkpoints" / "benchmarks.json").read_text())
-    at = lambda rows, model, steps: next(r for r in rows if (r["model"], r["steps"]) == (model, steps))  # noqa: E731
-    old, new = (lambda m, s: at(BEFORE_FOLD, m, s)), (lambda m, s: at(after["rows"], m, s))  # noqa: E731
+    old, new = (lambda m, s: bench_row(BEFORE_FOLD, m, s)), (lambda m, s: bench_row(AFTER_FOLD, m, s))  # noqa: E731
     grid = [1, 2, 4, 8, 16, 32, 64, 128]
     flow = [("fmlm-wiki", s) for s in grid] + [("flm-wiki", s) for s in grid[1:]]  # FLM@1 is degenerate
     change = lambda key, m, s: new(m, s)[key] / old(m, s)[key]  # noqa: E731
@@ -413,14 +406,18 @@ def test_the_fold_claims_hold():
     assert f"(by up to {max(words.values()):.1f} points), down by at most {-min(words.values()):.1f} points" in QUALITY
     assert all(abs(change("gen_ppl", "mdlm-wiki", s) - 1) < 0.02 for s in grid)  # the control
     assert f"({old('mdlm-wiki', 16)['mauve']:.2f} → {new('mdlm-wiki', 16)['mauve']:.2f} at 16 steps)" in QUALITY
+    machine = lambda table: (table["environment"]["timestamp"][:10], table["environment"]["processor"],  # noqa: E731
+                             table["environment"]["cpu_count"], table["settings"]["steps"], table["settings"]["seed"])
+    assert machine(BEFORE_FOLD)[:3] == ("2026-11-27", "Intel(R) Xeon(R) Processor", 2)
+    assert machine(AFTER_FOLD)[1:3] == ("AMD EPYC", 2) and machine(BEFORE_FOLD)[3:] == machine(AFTER_FOLD)[3:]
     slower = new("mdlm-wiki", 8)["seconds_per_sample"] / old("mdlm-wiki", 8)["seconds_per_sample"]
     assert 1.7 < slower < 2.3  # "about twice as long for the same MDLM"
     headline = lambda table: next(e for e in table["speedups"] if e["kind"] == "flm")  # noqa: E731
-    before, now = headline(json.loads((ROOT / "docs" / "experiments" / "benchmarks_before_fold.json").read_text())), \
-        headline(after)
+    before, now = headline(BEFORE_FOLD), headline(AFTER_FOLD)
     assert before["steps"] == now["steps"] == 8
     assert f"went from {before['speedup']:.1f}× to {now['speedup']:.1f}×" in QUALITY
-    assert f"it read {before['speedup']:.1f}× in the previous bench run and {now['speedup']:.1f}× in this one" in README
+    assert f"it read {before['speedup']:.1f}× in the previous bench run and {now['speedup']:.1f}× in this one" \
+        in README
     time = lambda get, m, s: get(m, s)["seconds_per_sample"]  # noqa: E731
     eight, call, at8 = ([f(get) for get in (old, new)] for f in (
         lambda get: time(get, "flm-wiki", 8) / time(get, "flm-wiki", 1),
@@ -433,11 +430,26 @@ def test_the_fold_claims_hold():
     assert f"FMLM@8 took {at8[0]:.2f}x and {at8[1]:.2f}x FLM@8's time" in QUALITY
     single = sorted(1000 * time(get, m, 1) for get in (old, new) for m in ("fmlm-wiki", "flm-wiki"))
     assert f"single calls of {single[0]:.0f}-{single[-1]:.0f} ms" in QUALITY
-    best = min(r["gen_ppl"] for r in after["rows"] if r["model"] == "flm-wiki" and r["steps"] >= 2)
-    assert best == new("flm-wiki", 128)["gen_ppl"]
+    best, best_steps = teacher_best(AFTER_FOLD, "flm-wiki")
     one = new("fmlm-wiki", 1)
     assert (f"one-step FMLM {one['gen_ppl']:,.0f} is {one['gen_ppl'] / best:.1f}x its teacher's best "
-            f"({best:,.0f} at 128 steps") in QUALITY
+            f"({best:,.0f} at {best_steps} steps") in QUALITY
     mdlm8 = new("mdlm-wiki", 8)["gen_ppl"]
     assert f"{one['gen_ppl'] / mdlm8:.1f}x MDLM@8's {mdlm8:,.0f} in the same run" in QUALITY
     assert f"and {one['word_validity']:.0%} real words (target 75%)" in QUALITY
+
+
+def test_the_shipped_pair_paragraph_is_its_cards():
+    """README's account of flm-wiki and fmlm-wiki: tokens of the GPU stages, the CPU stage's minutes, steps,
+    batch and threads, and the parameter range of the shipped wiki models, from their cards."""
+    card = lambda name: json.loads((ROOT / "checkpoints" / name / "card.json").read_text())  # noqa: E731
+    flm, fmlm = card("flm-wiki"), card("fmlm-wiki")
+    *gpu, cpu = flm["stages"]
+    assert all("CUDA" in s["hardware"] for s in gpu) and cpu["hardware"].startswith("CPU")
+    assert (f"the FLM trained for {sum(s['tokens_seen'] for s in gpu) / 1e6:.0f}M tokens on GPUs and then continued "
+            f"with `--self-condition` for {cpu['wall_minutes']:.0f} CPU minutes ({cpu['steps']} steps of batch 64 on "
+            "one thread;") in README
+    assert "--batch-size 64" in cpu["command"] and cpu["hardware"].endswith(", 1 threads")
+    assert f"(second-pass targets) for {fmlm['stages'][-1]['wall_minutes']:.0f} CPU minutes" in README
+    sizes = [card(f"{kind}-wiki")["parameters"] / 1e6 for kind in ("flm", "fmlm", "mdlm")]
+    assert f"{min(sizes):.1f}-{max(sizes):.1f}M parameters each" in README
